@@ -1,0 +1,1 @@
+"""Offline training of the MNIST MLP served by app/."""
