@@ -44,6 +44,15 @@ def array_sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def load_mnist(path: str | os.PathLike[str] | None = None) -> Mnist:
     """Load MNIST from `path`, else $MNIST_NPZ, else Keras's cached download; validate it."""
     if path is None and os.environ.get(ENV_VAR):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -15,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from training.data import NUM_CLASSES, DataError, Mnist, array_sha256, flatten_and_scale, load_mnist
+from training.data import NUM_CLASSES, DataError, Mnist, array_sha256, flatten_and_scale, load_mnist, sha256_file
 
 DEFAULT_OUT = Path("models/mnist-mlp.keras")
 VALIDATION_SIZE = 5000
@@ -70,14 +69,6 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augme
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def train(args: argparse.Namespace, data: Mnist, tmp_paths: list[Path]) -> dict[str, Any]:
     """Train, evaluate and write the artifacts (through temporary files); return the metadata."""
     import keras
@@ -116,6 +107,7 @@ def train(args: argparse.Namespace, data: Mnist, tmp_paths: list[Path]) -> dict[
         train_ds,
         validation_data=(x_val_in, y_val_hot),
         epochs=epochs,
+        shuffle=False,  # the tf.data pipeline shuffles, from the seed
         callbacks=callbacks,
         verbose=0 if args.quiet else 1,
     )

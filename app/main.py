@@ -1,0 +1,66 @@
+"""The ASGI app: `uvicorn app.main:app`. create_app() builds it; the model loads in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from app.config import Settings
+from app.errors import install_error_handlers
+from app.inference import Classifier, ModelLoadError
+from app.limits import BodyLimitMiddleware
+from app.routes import docs, health, predict
+
+log = logging.getLogger("app")
+
+DESCRIPTION = """Handwritten-digit recognition: upload a photo, scan or drawing of a digit and get the
+probability of each of the ten digits from a Keras MLP trained on MNIST.
+
+Every error is JSON: `{"detail": "<one sentence>", "code": "<stable machine-readable code>"}`."""
+
+
+def create_app(settings: Settings | None = None, classifier: Classifier | None = None) -> FastAPI:
+    """Build the app; `classifier` skips loading the model file (tests share one)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logging.getLogger("app").setLevel(settings.log_level.upper())
+        try:
+            loaded = classifier or await run_in_threadpool(
+                Classifier.load, settings.model_path, settings.verify_model_sha256
+            )
+        except ModelLoadError as exc:
+            log.critical("cannot start: %s", exc)
+            raise
+        log.info("serving %s (sha256 %s)", loaded.path, loaded.sha256)
+        app.state.classifier = loaded  # from here on /readyz answers 200
+        yield
+        app.state.classifier = None
+
+    app = FastAPI(
+        title="mnist-service",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.classifier = None
+    install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit_for=lambda path: settings.max_batch_body_bytes if path.endswith("/batch") else settings.max_body_bytes,
+    )
+    app.include_router(predict.router)
+    app.include_router(health.router)
+    docs.install_docs(app)
+    return app
+
+
+app = create_app()

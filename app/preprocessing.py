@@ -1,0 +1,367 @@
+"""Image bytes -> the model's input, (1, 784) float32 in [0, 1]. Pure: numpy and Pillow, no web framework.
+
+`mnist` mode turns a real upload (photo, scan, canvas drawing) into an MNIST-style digit in named steps:
+decode -> apply_exif_orientation -> to_gray_and_alpha -> flatten_transparency -> normalise_polarity
+-> remove_background -> crop_to_ink -> fit_to_box -> centre_by_mass -> flatten_and_scale.
+`simple` mode is only: grayscale, resize to 28x28, flatten and scale.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from training.data import flatten_and_scale
+
+Mode = Literal["mnist", "simple"]
+MODES: tuple[str, ...] = get_args(Mode)
+
+# Pillow format names we decode; everything else Pillow knows is refused with 415.
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "DIB", "WEBP", "TIFF")  # JPEG includes MPO (multi-picture phone JPEGs)
+FORMAT_NAMES = "PNG, JPEG, GIF, BMP, WebP or TIFF"
+SIGNATURES = {  # magic numbers of the formats above, to tell "corrupt PNG" from "not an image"
+    b"\x89PNG": "PNG", b"\xff\xd8": "JPEG", b"GIF8": "GIF", b"BM": "BMP",
+    b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"RIFF": "WebP",
+}
+DEFAULT_MAX_PIXELS = 40_000_000
+SIDE = 28  # MNIST: a 28x28 frame ...
+BOX = 20  # ... with the digit's longer side scaled to 20 px ...
+CENTRE = 14.0  # ... and its centre of mass at pixel (14, 14) (measured on the MNIST test set)
+WORKING_SIDE = 1024  # bigger images are reduced first: the digit ends up 20 px anyway
+MIN_CONTRAST = 24.0  # ink must stand this many grey levels (of 255) above the background
+
+
+class ImageError(Exception):
+    """An upload we cannot turn into a digit; `code` is stable and machine-readable."""
+
+    code = "invalid_image"
+
+
+class InvalidImage(ImageError):
+    code = "invalid_image"
+
+
+class UnsupportedImageType(ImageError):
+    code = "unsupported_media_type"
+
+
+class ImageTooLarge(ImageError):
+    code = "image_too_large"
+
+
+class BlankImage(ImageError):
+    code = "blank_image"
+
+
+@dataclass
+class Preprocessed:
+    """The 28x28 image the model sees (uint8, white digit on black) and what was done to get it."""
+
+    pixels: np.ndarray
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def model_input(self) -> np.ndarray:
+        """(1, 784) float32 in [0, 1]."""
+        return flatten_and_scale(self.pixels[np.newaxis])
+
+
+def to_model_input(data: bytes, mode: Mode = "mnist", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """(1, 784) float32 in [0, 1] from the bytes of an image file."""
+    return preprocess(data, mode, max_pixels).model_input
+
+
+def preprocess(data: bytes, mode: Mode = "mnist", max_pixels: int = DEFAULT_MAX_PIXELS) -> Preprocessed:
+    """Decode `data` and bring it to MNIST's form; raise an ImageError subclass when that cannot be done."""
+    notes: list[str] = []
+    image = decode(data, max_pixels, notes)
+    if mode == "simple":
+        return Preprocessed(simple_pixels(image), notes)
+    image = apply_exif_orientation(image, notes)
+    gray, alpha = to_gray_and_alpha(image, WORKING_SIDE)
+    gray = flatten_transparency(gray, alpha, notes)
+    gray = normalise_polarity(gray, notes)
+    ink = remove_background(gray)
+    digit = fit_to_box(crop_to_ink(ink))
+    return Preprocessed(centre_by_mass(digit), notes)
+
+
+# 1. decode -------------------------------------------------------------------------------------------
+
+
+def decode(data: bytes, max_pixels: int, notes: list[str]) -> Image.Image:
+    """Open the first frame of a PNG/JPEG/GIF/BMP/WebP/TIFF, refusing anything over `max_pixels`."""
+    if not data:
+        raise InvalidImage("The file is empty.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
+    except UnidentifiedImageError:
+        raise _unidentified(data) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLarge(f"The image is too large to decode (over {max_pixels:,} pixels).") from None
+    except Exception as exc:  # noqa: BLE001 - hostile headers can raise anything inside the decoder
+        raise InvalidImage(f"The image header could not be read ({_reason(exc)}).") from None
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise InvalidImage(f"The image has no pixels ({width}x{height}).")
+    if width * height > max_pixels:
+        raise ImageTooLarge(f"The image is {width}x{height} pixels; at most {max_pixels:,} pixels are accepted.")
+    frames = getattr(image, "n_frames", 1)
+    try:
+        if frames > 1:
+            image.seek(0)
+            notes.append(f"used the first of {frames} frames")
+        image.load()
+    except Exception as exc:  # noqa: BLE001 - truncated or corrupt data surfaces as many exception types
+        raise InvalidImage(f"The {image.format} file is truncated or corrupt ({_reason(exc)}).") from None
+    return image
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc).split("\n")[0][:200] or type(exc).__name__
+
+
+def _unidentified(data: bytes) -> ImageError:
+    head = data[:1024]
+    lowered = head.lower()
+    if head.startswith(b"%PDF"):
+        return UnsupportedImageType(f"PDF documents are not supported; send a {FORMAT_NAMES} image.")
+    if b"<svg" in lowered or (lowered.lstrip().startswith(b"<?xml") and b"svg" in lowered):
+        return UnsupportedImageType(f"SVG images are not supported; send a {FORMAT_NAMES} image.")
+    try:  # a format Pillow knows but we don't serve (ICO, PPM, PSD, JPEG 2000, ...)? Header only.
+        with Image.open(io.BytesIO(data)) as other:
+            return UnsupportedImageType(f"{other.format} images are not supported; send a {FORMAT_NAMES} image.")
+    except Exception:  # noqa: BLE001, S110 - not an image Pillow knows either
+        pass
+    for magic, name in SIGNATURES.items():
+        if head.startswith(magic):
+            return InvalidImage(f"The file starts like a {name} image but is corrupt.")
+    if b"\x00" not in head:
+        try:
+            head.decode("utf-8")
+            kind = "HTML" if b"<html" in lowered or b"<!doctype" in lowered else "text"
+            return UnsupportedImageType(f"The file is {kind}, not an image; send a {FORMAT_NAMES} image.")
+        except UnicodeDecodeError:
+            pass
+    return InvalidImage(f"The file is not a decodable image; send a {FORMAT_NAMES} image.")
+
+
+# simple mode ---------------------------------------------------------------------------------------
+
+
+def simple_pixels(image: Image.Image) -> np.ndarray:
+    """Grayscale and resize to 28x28, nothing else: (28, 28) uint8 for callers that send MNIST-format images."""
+    gray, _ = to_gray_and_alpha(image, working_side=None)
+    resized = np.asarray(Image.fromarray(gray, "F").resize((SIDE, SIDE), Image.Resampling.BILINEAR))
+    pixels = _to_uint8(resized)
+    if int(pixels.max()) == int(pixels.min()):
+        raise BlankImage("The image is blank: every pixel has the same value, so there is no digit in it.")
+    return pixels
+
+
+# 2. orientation ------------------------------------------------------------------------------------
+
+
+def apply_exif_orientation(image: Image.Image, notes: list[str]) -> Image.Image:
+    """Rotate/flip as the EXIF Orientation tag says, as viewers show the photo."""
+    try:
+        orientation = image.getexif().get(0x0112, 1)
+        if orientation in (2, 3, 4, 5, 6, 7, 8):
+            rotated = ImageOps.exif_transpose(image)
+            notes.append(f"applied EXIF orientation {orientation}")
+            return rotated
+    except Exception:  # noqa: BLE001 - a broken EXIF block is no reason to refuse the picture
+        notes.append("ignored unreadable EXIF metadata")
+    return image
+
+
+# 3. grayscale, transparency ------------------------------------------------------------------------
+
+
+def to_gray_and_alpha(image: Image.Image, working_side: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Luminance as float32 (H, W) in [0, 255] (any bit depth or mode) and alpha in [0, 1] or None.
+
+    Images larger than `working_side` are reduced first (area averaging), which also evens out noise.
+    """
+    if working_side and max(image.size) > working_side:
+        scale = working_side / max(image.size)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        if image.mode not in ("1", "L", "LA", "RGB", "RGBA", "I", "F", "CMYK"):
+            image = image.convert("RGBA" if _has_alpha(image) else "RGB")
+        image = image.resize(size, Image.Resampling.BOX)
+    alpha = None
+    if _has_alpha(image):
+        rgba = image.convert("RGBA") if image.mode in ("P", "PA", "RGBa", "La") else image
+        alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+        image = rgba
+    if image.mode.startswith("I") or image.mode == "F":
+        gray = _high_depth_to_gray(np.asarray(image), image.mode)
+    elif image.mode in ("L", "1"):
+        gray = np.asarray(image.convert("L"), dtype=np.float32)
+    else:
+        gray = np.asarray(image.convert("RGB").convert("L"), dtype=np.float32)
+    return gray, alpha
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)
+
+
+def _high_depth_to_gray(values: np.ndarray, mode: str) -> np.ndarray:
+    """16/32-bit integer or float pixels -> float32 in [0, 255]."""
+    values = values.astype(np.float64)
+    top = float(values.max()) if values.size else 0.0
+    if mode.startswith("I;16") or (mode == "I" and 255 < top <= 65535):
+        values = values / 257.0
+    elif mode == "F" and top <= 1.0:
+        values = values * 255.0
+    elif top > 255:
+        values = values * (255.0 / top)
+    return np.clip(values, 0, 255).astype(np.float32)
+
+
+def flatten_transparency(gray: np.ndarray, alpha: np.ndarray | None, notes: list[str]) -> np.ndarray:
+    """Composite onto the background that makes the visible part readable.
+
+    When the visible pixels are a minority they are ink (a canvas drawing): put them on the opposite
+    shade. When they are the majority they are paper: fill the transparent rest with the paper's shade.
+    """
+    if alpha is None or float(alpha.min()) >= 1.0:
+        return gray
+    visible = alpha > 0.5
+    if not visible.any():
+        raise BlankImage("The image is fully transparent, so there is no digit in it.")
+    shade = float(np.average(gray, weights=alpha))
+    if visible.mean() < 0.5:
+        background = 255.0 if shade < 128 else 0.0
+        notes.append(f"flattened transparency onto {'white' if background else 'black'} ({'dark' if background else 'light'} ink)")
+    else:
+        background = float(np.median(gray[visible]))
+        notes.append("filled transparent areas with the background shade")
+    return (gray * alpha + background * (1.0 - alpha)).astype(np.float32)
+
+
+# 4. polarity ---------------------------------------------------------------------------------------
+
+
+def normalise_polarity(gray: np.ndarray, notes: list[str]) -> np.ndarray:
+    """Make the digit light on dark, as in MNIST: invert when the image's border (its paper) is light."""
+    h, w = gray.shape
+    band = max(1, round(0.04 * min(h, w)))
+    border = np.concatenate([gray[:band].ravel(), gray[-band:].ravel(), gray[:, :band].ravel(), gray[:, -band:].ravel()])
+    if float(np.median(border)) > 127.5:
+        notes.append("inverted dark-on-light")
+        return 255.0 - gray
+    return gray
+
+
+# 5. background, crop, scale, centre ----------------------------------------------------------------
+
+
+def otsu_threshold(values: np.ndarray) -> float:
+    """Otsu's threshold of values in [0, 255]: the level that best splits them into two classes."""
+    hist, edges = np.histogram(values, bins=256, range=(0.0, 256.0))
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (m0 / w0 - (m0[-1] - m0) / w1) ** 2 * w0 * w1
+    between = np.nan_to_num(between[:-1])
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def background_surface(gray: np.ndarray) -> np.ndarray:
+    """A smooth (quadratic) estimate of the background's level, fitted robustly to dark blocks.
+
+    Uneven light on a photographed page is smooth; ink is not, so blocks whose low percentile sits far
+    above the fit are strokes and are dropped from the fit.
+    """
+    h, w = gray.shape
+    n = 8 if min(h, w) >= 16 else 2
+    ys, xs = np.linspace(0, h, n + 1).astype(int), np.linspace(0, w, n + 1).astype(int)
+    points, levels = [], []
+    for i in range(n):
+        for j in range(n):
+            block = gray[ys[i] : ys[i + 1], xs[j] : xs[j + 1]]
+            if block.size:
+                points.append(((ys[i] + ys[i + 1]) / 2 / h - 0.5, (xs[j] + xs[j + 1]) / 2 / w - 0.5))
+                levels.append(np.percentile(block, 30))
+    py, px = np.array(points).T
+    z = np.array(levels)
+    # a plane for a light gradient plus a radial term for vignetting; robust to the blocks holding ink
+    design = np.stack([np.ones_like(py), py, px, py * py + px * px], axis=1)
+    keep = z <= np.median(z)  # start from the darker half of the blocks: background in any sane upload
+    for _ in range(3):
+        coef, *_ = np.linalg.lstsq(design[keep], z[keep], rcond=None)
+        residual = z - design @ coef
+        spread = 1.4826 * float(np.median(np.abs(residual[keep]))) + 2.0
+        keep = np.abs(residual) < 2.5 * spread
+    gy, gx = np.meshgrid(np.linspace(-0.5, 0.5, h), np.linspace(-0.5, 0.5, w), indexing="ij")
+    surface = coef[0] + coef[1] * gy + coef[2] * gx + coef[3] * (gy * gy + gx * gx)
+    surface = np.clip(surface, z.min(), z[keep].max() if keep.any() else z.min())
+    if float(surface.max() - surface.min()) < 2.0:  # even already: keep clean images exactly as they are
+        surface = np.full_like(surface, np.rint(np.median(z[keep])) if keep.any() else z.min())
+    return np.asarray(surface, dtype=np.float32)
+
+
+def remove_background(gray: np.ndarray) -> np.ndarray:
+    """Light-on-dark gray -> ink in [0, 255] on a background of exactly 0 (uneven light and noise removed)."""
+    foreground = gray - background_surface(gray)
+    if float(foreground.max()) < MIN_CONTRAST:
+        raise BlankImage("No digit found: the image has no marks that stand out from its background.")
+    threshold = otsu_threshold(np.clip(foreground, 0, 255))
+    ink = foreground > threshold
+    rest = foreground[~ink]
+    noise = 1.4826 * float(np.median(np.abs(rest - np.median(rest)))) if rest.size else 0.0
+    low = max(0.0, float(np.median(rest)) if rest.size else 0.0) + 3.0 * noise
+    high = float(np.percentile(foreground[ink], 90)) if ink.any() else float(foreground.max())
+    if high > 0.97 * 255:  # strokes already saturate, as in MNIST: no stretch
+        high = 255.0
+    if high - low < MIN_CONTRAST:
+        raise BlankImage("No digit found: the image has no marks that stand out from its background.")
+    return np.clip((foreground - low) * (255.0 / (high - low)), 0.0, 255.0).astype(np.float32)
+
+
+def crop_to_ink(ink: np.ndarray) -> np.ndarray:
+    """The smallest rectangle holding every non-zero pixel."""
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if not rows.size:
+        raise BlankImage("No digit found: the image is blank.")
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def fit_to_box(crop: np.ndarray, box: int = BOX) -> np.ndarray:
+    """Scale so the longer side is `box` px, keeping the aspect ratio, with antialiasing."""
+    h, w = crop.shape
+    if max(h, w) == box:
+        return crop
+    scale = box / max(h, w)
+    size = (max(1, min(box, round(w * scale))), max(1, min(box, round(h * scale))))
+    resample = Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC
+    resized = np.asarray(Image.fromarray(np.ascontiguousarray(crop, dtype=np.float32), "F").resize(size, resample))
+    return np.clip(resized, 0.0, 255.0)
+
+
+def centre_by_mass(digit: np.ndarray) -> np.ndarray:
+    """Paste into a 28x28 frame with the centre of mass at (14, 14): (28, 28) uint8."""
+    h, w = digit.shape
+    mass = float(digit.sum())
+    cy = float((digit.sum(axis=1) * np.arange(h)).sum() / mass) if mass else (h - 1) / 2
+    cx = float((digit.sum(axis=0) * np.arange(w)).sum() / mass) if mass else (w - 1) / 2
+    top = min(max(int(np.floor(CENTRE - cy + 0.5)), 0), SIDE - h)
+    left = min(max(int(np.floor(CENTRE - cx + 0.5)), 0), SIDE - w)
+    frame = np.zeros((SIDE, SIDE), dtype=np.float32)
+    frame[top : top + h, left : left + w] = digit
+    return _to_uint8(frame)
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)

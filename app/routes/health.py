@@ -1,0 +1,34 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from app.errors import error_responses
+from app.schemas import Status
+
+router = APIRouter(tags=["health"])
+
+
+@router.get(
+    "/healthz",
+    summary="Liveness",
+    description="200 while the process serves requests (use as the liveness probe).",
+    response_model=Status,
+)
+async def healthz() -> Status:
+    return Status(status="ok")
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness",
+    description="200 once the model is loaded and warmed up, 503 before (use as the readiness probe).",
+    response_model=Status,
+    responses=error_responses(503),
+)
+async def readyz(request: Request) -> JSONResponse:
+    if getattr(request.app.state, "classifier", None) is None:
+        return JSONResponse({"detail": "The model is not loaded yet.", "code": "not_ready"}, status_code=503)
+    return JSONResponse({"status": "ready"})

@@ -1,0 +1,79 @@
+"""Response models of the API ("model" in a name here always means the Keras model)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EXAMPLE_PROBABILITIES = [1.2e-07, 3.1e-06, 2.4e-05, 8.9e-06, 1.1e-07, 2.0e-07, 4.6e-10, 0.99994, 1.5e-07, 2.3e-05]
+
+
+class Prediction(BaseModel):
+    """The model's answer for one image."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "digit": 7,
+                    "confidence": 0.99994,
+                    "probabilities": EXAMPLE_PROBABILITIES,
+                    "preprocess": "mnist",
+                    "notes": ["inverted dark-on-light"],
+                }
+            ]
+        }
+    )
+
+    digit: int = Field(ge=0, le=9, description="the most probable digit")
+    confidence: float = Field(ge=0, le=1, description="the probability of `digit`")
+    probabilities: list[float] = Field(
+        min_length=10, max_length=10, description="softmax probability of each digit; index = digit; sums to 1"
+    )
+    preprocess: str = Field("mnist", description="the preprocessing mode used")
+    notes: list[str] = Field(
+        default_factory=list,
+        description="what preprocessing did to the upload that changes how it looks to the model "
+        "(EXIF rotation, inversion, transparency, first frame of an animation)",
+    )
+    input_image: str | None = Field(
+        None,
+        description="with `explain=true`: the 28x28 image the model saw, white digit on black, as a "
+        "data:image/png;base64 URL",
+    )
+
+
+class BatchPrediction(BaseModel):
+    """One prediction per uploaded file, in upload order."""
+
+    predictions: list[Prediction]
+
+
+class ModelInfo(BaseModel):
+    """The loaded model's metadata and how to call it."""
+
+    name: str = Field(examples=["mnist-mlp"])
+    sha256: str = Field(description="sha256 of the served .keras file")
+    input: dict[str, Any] = Field(description="the model's input contract")
+    output: dict[str, Any] = Field(description="the model's output contract")
+    preprocessing_modes: dict[str, str] = Field(description="values of the `preprocess` query parameter")
+    limits: dict[str, int] = Field(description="the service's upload limits")
+    metadata: dict[str, Any] = Field(description="the training metadata (models/mnist-mlp.json), without the per-epoch history")
+
+
+class ErrorResponse(BaseModel):
+    """Every error: one sentence for people, a stable code for programs."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"detail": "The PNG file is truncated or corrupt (image file is truncated).", "code": "invalid_image"}]}
+    )
+
+    detail: str = Field(description="what went wrong, in one sentence")
+    code: str = Field(description="machine-readable error code, stable across versions")
+
+
+class Status(BaseModel):
+    """Health and readiness."""
+
+    status: str = Field(examples=["ok"])
