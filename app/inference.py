@@ -25,6 +25,28 @@ class DenseLayer:
     activation: str  # "relu", "softmax" or "linear"
 
 
+def check_model_files(path: Path, verify_sha256: bool = True) -> tuple[dict[str, Any], str]:
+    """The model's metadata and sha256, once the file and its .json exist and (optionally) agree."""
+    if not path.is_file():
+        raise ModelLoadError(f"model file {path} does not exist; train one with `make train` or set MNIST_MODEL_PATH.")
+    metadata_path = path.with_suffix(".json")
+    try:
+        metadata = json.loads(metadata_path.read_text())
+    except FileNotFoundError:
+        raise ModelLoadError(f"model metadata {metadata_path} does not exist; the training CLI writes it beside the model.") from None
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"model metadata {metadata_path} is not readable JSON ({exc}).") from None
+    if not isinstance(metadata, dict):
+        raise ModelLoadError(f"model metadata {metadata_path} is not a JSON object.")
+    sha256 = sha256_file(path)
+    if verify_sha256 and metadata.get("sha256") != sha256:
+        raise ModelLoadError(
+            f"model file {path} has sha256 {sha256}, but {metadata_path.name} records {metadata.get('sha256')}; "
+            "the file was changed or corrupted (set MNIST_VERIFY_MODEL_SHA256=false to skip this check)."
+        )
+    return metadata, sha256
+
+
 class Classifier:
     """The Keras MLP, evaluated as numpy matrix products (its Dense weights, checked against Keras at load).
 
@@ -42,21 +64,7 @@ class Classifier:
     def load(cls, path: str | Path, verify_sha256: bool = True) -> Classifier:
         """Load the .keras file and its .json metadata; raise ModelLoadError with a clear message."""
         path = Path(path)
-        if not path.is_file():
-            raise ModelLoadError(f"model file {path} does not exist; train one with `make train` or set MNIST_MODEL_PATH.")
-        metadata_path = path.with_suffix(".json")
-        try:
-            metadata = json.loads(metadata_path.read_text())
-        except FileNotFoundError:
-            raise ModelLoadError(f"model metadata {metadata_path} does not exist; it is written by the training CLI beside the model.") from None
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"model metadata {metadata_path} is not readable JSON ({exc}).") from None
-        sha256 = sha256_file(path)
-        if verify_sha256 and metadata.get("sha256") != sha256:
-            raise ModelLoadError(
-                f"model file {path} has sha256 {sha256}, but {metadata_path.name} records {metadata.get('sha256')}; "
-                "the file was changed or corrupted (set MNIST_VERIFY_MODEL_SHA256=false to skip this check)."
-            )
+        metadata, sha256 = check_model_files(path, verify_sha256)
         import keras  # heavy: only when a model is really loaded
 
         try:

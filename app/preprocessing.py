@@ -253,13 +253,17 @@ def flatten_transparency(gray: np.ndarray, alpha: np.ndarray | None, notes: list
 
 def normalise_polarity(gray: np.ndarray, notes: list[str]) -> np.ndarray:
     """Make the digit light on dark, as in MNIST: invert when the image's border (its paper) is light."""
-    h, w = gray.shape
-    band = max(1, round(0.04 * min(h, w)))
-    border = np.concatenate([gray[:band].ravel(), gray[-band:].ravel(), gray[:, :band].ravel(), gray[:, -band:].ravel()])
-    if float(np.median(border)) > 127.5:
+    if float(np.median(_border(gray))) > 127.5:
         notes.append("inverted dark-on-light")
         return 255.0 - gray
     return gray
+
+
+def _border(gray: np.ndarray) -> np.ndarray:
+    """The pixels of the outer 4% of the image on each side: where the paper is."""
+    h, w = gray.shape
+    band = max(1, round(0.04 * min(h, w)))
+    return np.concatenate([gray[:band].ravel(), gray[-band:].ravel(), gray[:, :band].ravel(), gray[:, -band:].ravel()])
 
 
 # 5. background, crop, scale, centre ----------------------------------------------------------------
@@ -285,17 +289,15 @@ def background_surface(gray: np.ndarray) -> np.ndarray:
     above the fit are strokes and are dropped from the fit.
     """
     h, w = gray.shape
-    n = 8 if min(h, w) >= 16 else 2
-    ys, xs = np.linspace(0, h, n + 1).astype(int), np.linspace(0, w, n + 1).astype(int)
-    points, levels = [], []
-    for i in range(n):
-        for j in range(n):
-            block = gray[ys[i] : ys[i + 1], xs[j] : xs[j + 1]]
-            if block.size:
-                points.append(((ys[i] + ys[i + 1]) / 2 / h - 0.5, (xs[j] + xs[j + 1]) / 2 / w - 0.5))
-                levels.append(np.percentile(block, 30))
-    py, px = np.array(points).T
-    z = np.array(levels)
+    ring = _border(gray)
+    if float(ring.max() - ring.min()) <= 2.0:  # an even border (canvas, MNIST-style image): a flat background
+        return np.full_like(gray, np.median(ring))
+    n = 8 if min(h, w) >= 16 else 1
+    bh, bw = h // n, w // n
+    blocks = gray[: bh * n, : bw * n].reshape(n, bh, n, bw).transpose(0, 2, 1, 3).reshape(n * n, bh * bw)
+    z = np.percentile(blocks, 30, axis=1)
+    centres = (np.arange(n) + 0.5) / n - 0.5
+    py, px = (a.ravel() for a in np.meshgrid(centres * (bh * n / h), centres * (bw * n / w), indexing="ij"))
     # a plane for a light gradient plus a radial term for vignetting; robust to the blocks holding ink
     design = np.stack([np.ones_like(py), py, px, py * py + px * px], axis=1)
     keep = z <= np.median(z)  # start from the darker half of the blocks: background in any sane upload

@@ -1,0 +1,39 @@
+# Each target creates or refreshes .venv first, so every one of them works on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PRESET ?= default
+TRAIN_ARGS ?=
+
+.PHONY: venv serve test train evaluate lint format clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+serve: venv  ## serve the committed model on http://127.0.0.1:8000 (HOST, PORT, WEB_CONCURRENCY, MNIST_*)
+	$(BIN)/python -m app
+
+test: venv  ## the test suite (set MNIST_NPZ=../shared/data/mnist.npz for the full-MNIST checks)
+	$(BIN)/python -m pytest
+
+train: venv  ## retrain models/mnist-mlp.keras (PRESET=default; TRAIN_ARGS="--data ../shared/data/mnist.npz")
+	$(BIN)/python -m training --preset $(PRESET) $(TRAIN_ARGS)
+
+evaluate: venv  ## evaluate models/mnist-mlp.keras on the MNIST test set
+	$(BIN)/python -m training.evaluate $(TRAIN_ARGS)
+
+lint: venv
+	$(BIN)/ruff check app training tests
+	$(BIN)/mypy app training
+
+format: venv
+	$(BIN)/ruff format app training tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
