@@ -17,10 +17,16 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MNIST_", frozen=True, protected_namespaces=("settings_",))
 
-    model_path: Path = Field(DEFAULT_MODEL_PATH, description="the .keras file to serve; its metadata is the .json beside it")
+    model_path: Path = Field(
+        DEFAULT_MODEL_PATH, description="the .keras file to serve; its metadata is the .json beside it"
+    )
     max_body_bytes: int = Field(5 * 1024 * 1024, ge=1, description="largest request body accepted (413 beyond)")
-    max_batch_body_bytes: int = Field(32 * 1024 * 1024, ge=1, description="largest /v1/predict/batch request body (413 beyond)")
+    max_batch_body_bytes: int = Field(
+        32 * 1024 * 1024, ge=1, description="largest /v1/predict/batch request body (413 beyond)"
+    )
     max_pixels: int = Field(40_000_000, ge=1, description="largest image (width x height) decoded (413 beyond)")
     max_batch_files: int = Field(64, ge=1, description="most files in one /v1/predict/batch request")
-    verify_model_sha256: bool = Field(True, description="refuse to start when the model file's sha256 differs from its metadata")
+    verify_model_sha256: bool = Field(
+        True, description="refuse to start when the model file's sha256 differs from its metadata"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"

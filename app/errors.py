@@ -65,7 +65,8 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if not detail.endswith("."):
             detail += "."
-        return error_response(exc.status_code, STATUS_CODES.get(exc.status_code, "error"), detail, exc.headers)
+        headers = dict(exc.headers) if exc.headers else None
+        return error_response(exc.status_code, STATUS_CODES.get(exc.status_code, "error"), detail, headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -74,7 +75,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def _jsonable(errors: Any) -> list[dict[str, Any]]:
-    return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in errors]
+    return [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in errors
+    ]
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

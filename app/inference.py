@@ -33,7 +33,9 @@ def check_model_files(path: Path, verify_sha256: bool = True) -> tuple[dict[str,
     try:
         metadata = json.loads(metadata_path.read_text())
     except FileNotFoundError:
-        raise ModelLoadError(f"model metadata {metadata_path} does not exist; the training CLI writes it beside the model.") from None
+        raise ModelLoadError(
+            f"model metadata {metadata_path} does not exist; the training CLI writes it beside the model."
+        ) from None
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"model metadata {metadata_path} is not readable JSON ({exc}).") from None
     if not isinstance(metadata, dict):
@@ -69,8 +71,10 @@ class Classifier:
 
         try:
             model = keras.saving.load_model(path, compile=False, safe_mode=True)
-        except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file; all mean "can't serve"
-            raise ModelLoadError(f"model file {path} could not be loaded by Keras ({type(exc).__name__}: {exc}).") from None
+        except Exception as exc:
+            raise ModelLoadError(
+                f"model file {path} could not be loaded by Keras ({type(exc).__name__}: {exc})."
+            ) from None
         classifier = cls(_dense_layers(model, path), metadata, path, sha256)
         classifier._check_against(model)
         return classifier
@@ -97,7 +101,9 @@ class Classifier:
         expected = np.asarray(model(probe, training=False))
         got = self.predict_proba(probe)
         if got.shape != expected.shape or not np.allclose(got, expected, atol=PROBE_TOLERANCE, rtol=0):
-            raise ModelLoadError(f"model file {self.path}: the fast inference path disagrees with Keras; refusing to serve.")
+            raise ModelLoadError(
+                f"model file {self.path}: the fast inference path disagrees with Keras; refusing to serve."
+            )
 
 
 def _dense_layers(model: Any, path: Path) -> list[DenseLayer]:
@@ -109,7 +115,9 @@ def _dense_layers(model: Any, path: Path) -> list[DenseLayer]:
             continue
         activation = getattr(getattr(layer, "activation", None), "__name__", None)
         if kind != "Dense" or activation not in ("relu", "softmax", "linear"):
-            raise ModelLoadError(f"model file {path}: layer {layer.name} ({kind}, {activation}) is not a Dense relu/softmax/linear layer.")
+            raise ModelLoadError(
+                f"model file {path}: layer {layer.name} ({kind}, {activation}) is not a Dense relu/softmax/linear layer."
+            )
         kernel, bias = (np.asarray(w, dtype=np.float32) for w in layer.get_weights())
         layers.append(DenseLayer(kernel, bias, activation))
     shapes_ok = bool(layers) and layers[0].kernel.shape[0] == 784 and layers[-1].kernel.shape[1] == 10

@@ -31,9 +31,9 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logging.getLogger("app").setLevel(settings.log_level.upper())
         try:
-            loaded = classifier or await run_in_threadpool(
-                Classifier.load, settings.model_path, settings.verify_model_sha256
-            )
+            loaded = classifier
+            if loaded is None:
+                loaded = await run_in_threadpool(Classifier.load, settings.model_path, settings.verify_model_sha256)
         except ModelLoadError as exc:
             log.critical("cannot start: %s", exc)
             raise

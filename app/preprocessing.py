@@ -25,8 +25,13 @@ MODES: tuple[str, ...] = get_args(Mode)
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "DIB", "WEBP", "TIFF")  # JPEG includes MPO (multi-picture phone JPEGs)
 FORMAT_NAMES = "PNG, JPEG, GIF, BMP, WebP or TIFF"
 SIGNATURES = {  # magic numbers of the formats above, to tell "corrupt PNG" from "not an image"
-    b"\x89PNG": "PNG", b"\xff\xd8": "JPEG", b"GIF8": "GIF", b"BM": "BMP",
-    b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"RIFF": "WebP",
+    b"\x89PNG": "PNG",
+    b"\xff\xd8": "JPEG",
+    b"GIF8": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"RIFF": "WebP",
 }
 DEFAULT_MAX_PIXELS = 40_000_000
 SIDE = 28  # MNIST: a 28x28 frame ...
@@ -106,7 +111,7 @@ def decode(data: bytes, max_pixels: int, notes: list[str]) -> Image.Image:
         raise _unidentified(data) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLarge(f"The image is too large to decode (over {max_pixels:,} pixels).") from None
-    except Exception as exc:  # noqa: BLE001 - hostile headers can raise anything inside the decoder
+    except Exception as exc:
         raise InvalidImage(f"The image header could not be read ({_reason(exc)}).") from None
     width, height = image.size
     if width < 1 or height < 1:
@@ -119,7 +124,7 @@ def decode(data: bytes, max_pixels: int, notes: list[str]) -> Image.Image:
             image.seek(0)
             notes.append(f"used the first of {frames} frames")
         image.load()
-    except Exception as exc:  # noqa: BLE001 - truncated or corrupt data surfaces as many exception types
+    except Exception as exc:
         raise InvalidImage(f"The {image.format} file is truncated or corrupt ({_reason(exc)}).") from None
     return image
 
@@ -138,7 +143,7 @@ def _unidentified(data: bytes) -> ImageError:
     try:  # a format Pillow knows but we don't serve (ICO, PPM, PSD, JPEG 2000, ...)? Header only.
         with Image.open(io.BytesIO(data)) as other:
             return UnsupportedImageType(f"{other.format} images are not supported; send a {FORMAT_NAMES} image.")
-    except Exception:  # noqa: BLE001, S110 - not an image Pillow knows either
+    except Exception:
         pass
     for magic, name in SIGNATURES.items():
         if head.startswith(magic):
@@ -177,7 +182,7 @@ def apply_exif_orientation(image: Image.Image, notes: list[str]) -> Image.Image:
             rotated = ImageOps.exif_transpose(image)
             notes.append(f"applied EXIF orientation {orientation}")
             return rotated
-    except Exception:  # noqa: BLE001 - a broken EXIF block is no reason to refuse the picture
+    except Exception:
         notes.append("ignored unreadable EXIF metadata")
     return image
 
@@ -241,7 +246,9 @@ def flatten_transparency(gray: np.ndarray, alpha: np.ndarray | None, notes: list
     shade = float(np.average(gray, weights=alpha))
     if visible.mean() < 0.5:
         background = 255.0 if shade < 128 else 0.0
-        notes.append(f"flattened transparency onto {'white' if background else 'black'} ({'dark' if background else 'light'} ink)")
+        notes.append(
+            f"flattened transparency onto {'white' if background else 'black'} ({'dark' if background else 'light'} ink)"
+        )
     else:
         background = float(np.median(gray[visible]))
         notes.append("filled transparent areas with the background shade")

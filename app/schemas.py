@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-EXAMPLE_PROBABILITIES = [1.2e-07, 3.1e-06, 2.4e-05, 8.9e-06, 1.1e-07, 2.0e-07, 4.6e-10, 0.99994, 1.5e-07, 2.3e-05]
+EXAMPLE_PROBABILITIES: list[JsonValue] = [1.2e-07, 3.1e-06, 2.4e-05, 8.9e-06, 1.1e-07, 2.0e-07, 4.6e-10, 0.99994, 1.5e-07, 2.3e-05]
 
 
 class Prediction(BaseModel):
@@ -59,14 +59,20 @@ class ModelInfo(BaseModel):
     output: dict[str, Any] = Field(description="the model's output contract")
     preprocessing_modes: dict[str, str] = Field(description="values of the `preprocess` query parameter")
     limits: dict[str, int] = Field(description="the service's upload limits")
-    metadata: dict[str, Any] = Field(description="the training metadata (models/mnist-mlp.json), without the per-epoch history")
+    metadata: dict[str, Any] = Field(
+        description="the training metadata (models/mnist-mlp.json), without the per-epoch history"
+    )
 
 
 class ErrorResponse(BaseModel):
     """Every error: one sentence for people, a stable code for programs."""
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"detail": "The PNG file is truncated or corrupt (image file is truncated).", "code": "invalid_image"}]}
+        json_schema_extra={
+            "examples": [
+                {"detail": "The PNG file is truncated or corrupt (image file is truncated).", "code": "invalid_image"}
+            ]
+        }
     )
 
     detail: str = Field(description="what went wrong, in one sentence")

@@ -71,9 +71,7 @@ def _load_npz(path: Path) -> Mnist:
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in KEYS if k not in npz.files]
             if missing:
-                raise DataError(
-                    f"{path}: missing key(s) {', '.join(missing)}; an MNIST .npz holds {', '.join(KEYS)}."
-                )
+                raise DataError(f"{path}: missing key(s) {', '.join(missing)}; an MNIST .npz holds {', '.join(KEYS)}.")
             arrays = {k: npz[k] for k in KEYS}
     except DataError:
         raise
@@ -87,7 +85,7 @@ def _load_keras_download() -> Mnist:
         from keras.datasets import mnist
 
         (x_train, y_train), (x_test, y_test) = mnist.load_data()
-    except Exception as exc:  # noqa: BLE001 - any download failure means the same thing to the user
+    except Exception as exc:
         raise DataError(
             f"no local MNIST given (--data or ${ENV_VAR}) and Keras could not download it "
             f"to ~/.keras/datasets/mnist.npz ({type(exc).__name__}: {exc}); are you offline?"
@@ -109,9 +107,7 @@ def validate(arrays: dict[str, np.ndarray], source: str) -> Mnist:
         if y.shape != (len(x),):
             raise DataError(f"{source}: y_{split} has shape {y.shape}, expected ({len(x)},) to match x_{split}.")
         if y.min() < 0 or y.max() >= NUM_CLASSES:
-            raise DataError(
-                f"{source}: y_{split} has labels from {y.min()} to {y.max()}, expected 0 to 9."
-            )
+            raise DataError(f"{source}: y_{split} has labels from {y.min()} to {y.max()}, expected 0 to 9.")
     return Mnist(
         arrays["x_train"],
         arrays["y_train"].astype(np.uint8),

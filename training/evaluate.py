@@ -24,7 +24,7 @@ def report_from_probabilities(probabilities: np.ndarray, labels: np.ndarray) -> 
     np.add.at(confusion, (labels, predicted), 1)
     per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
     return {
-        "count": int(len(labels)),
+        "count": len(labels),
         "accuracy": float((predicted == labels).mean()),
         "loss": loss,
         "per_class_accuracy": {str(d): round(float(a), 6) for d, a in enumerate(per_class)},
@@ -49,7 +49,9 @@ def evaluate(model_path: str | os.PathLike[str], x: np.ndarray, y: np.ndarray) -
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__)
     parser.add_argument("--model", type=Path, default=Path("models/mnist-mlp.keras"), help="the .keras file")
-    parser.add_argument("--data", type=Path, default=None, help="MNIST .npz (default: $MNIST_NPZ, else Keras's download)")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="MNIST .npz (default: $MNIST_NPZ, else Keras's download)"
+    )
     parser.add_argument("--json", action="store_true", help="print the whole report as JSON")
     args = parser.parse_args(argv)
     if not args.model.is_file():

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import keras
 from keras import layers
@@ -83,19 +84,30 @@ DEFAULT_EPOCHS = 50
 
 PRESETS: dict[str, Preset] = {
     "mlp-512": Preset(
-        build_mlp_512, epochs=20, batch_size=128, optimizer=_adam(),
+        build_mlp_512,
+        epochs=20,
+        batch_size=128,
+        optimizer=_adam(),
         description="784-512-512-10 ReLU, softmax; Adam, categorical cross-entropy",
     ),
     "mlp-256-dropout": Preset(
-        build_mlp_256_dropout, epochs=20, batch_size=128, optimizer=_adam(),
+        build_mlp_256_dropout,
+        epochs=20,
+        batch_size=128,
+        optimizer=_adam(),
         description="784-256-256-10 ReLU, dropout 0.45, softmax; Adam, 20 epochs, batch 128 (published: 98.4%)",
     ),
     "logreg": Preset(
-        build_logreg, epochs=20, batch_size=128, optimizer=_adam(),
+        build_logreg,
+        epochs=20,
+        batch_size=128,
+        optimizer=_adam(),
         description="multinomial logistic regression, 784-10 softmax",
     ),
     "default": Preset(
-        build_default, epochs=DEFAULT_EPOCHS, batch_size=128,
+        build_default,
+        epochs=DEFAULT_EPOCHS,
+        batch_size=128,
         optimizer=_cosine_adamw(peak=1e-3),
         description=(
             "784-800-800-10 ReLU, dropout 0.2, softmax; AdamW (weight decay 1e-4) with warm-up and "

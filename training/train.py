@@ -8,7 +8,7 @@ import os
 import platform
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from training.models import PRESETS  # cheap: keras imports lazily below only when building
 
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="default", help="model and recipe (default: %(default)s)")
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), default="default", help="model and recipe (default: %(default)s)"
+    )
     parser.add_argument("--epochs", type=int, help="maximum epochs (default: the preset's)")
     parser.add_argument("--batch-size", type=int, help="batch size (default: the preset's)")
-    parser.add_argument("--seed", type=int, default=42, help="random seed; a run is reproducible from it (default: %(default)s)")
-    parser.add_argument("--data", type=Path, help="MNIST .npz with Keras's keys (default: $MNIST_NPZ, else Keras's download)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the .keras file to write; metadata and plots go beside it (default: %(default)s)")
-    parser.add_argument("--validation-size", type=int, default=VALIDATION_SIZE, help="training images held out for validation (default: %(default)s)")
+    parser.add_argument(
+        "--seed", type=int, default=42, help="random seed; a run is reproducible from it (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--data", type=Path, help="MNIST .npz with Keras's keys (default: $MNIST_NPZ, else Keras's download)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="the .keras file to write; metadata and plots go beside it (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--validation-size",
+        type=int,
+        default=VALIDATION_SIZE,
+        help="training images held out for validation (default: %(default)s)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if args.out.suffix != ".keras":
@@ -116,7 +132,11 @@ def train(args: argparse.Namespace, data: Mnist, tmp_paths: list[Path]) -> dict[
 
     reports = {
         name: report_from_probabilities(predict_probabilities(model, flatten_and_scale(x)), y)
-        for name, x, y in (("train", x_train, y_train), ("validation", x_val, y_val), ("test", data.x_test, data.y_test))
+        for name, x, y in (
+            ("train", x_train, y_train),
+            ("validation", x_val, y_val),
+            ("test", data.x_test, data.y_test),
+        )
     }
 
     # Save a fresh, uncompiled copy: no optimizer state and no training-only configuration in the file.
@@ -135,7 +155,12 @@ def train(args: argparse.Namespace, data: Mnist, tmp_paths: list[Path]) -> dict[
         "description": preset.description,
         "architecture": serving.name,
         "input": {"name": serving.inputs[0].name, "shape": [-1, 784], "dtype": "float32", "range": [0.0, 1.0]},
-        "output": {"name": serving.outputs[0].name, "shape": [-1, 10], "dtype": "float32", "meaning": "softmax probabilities, index = digit"},
+        "output": {
+            "name": serving.outputs[0].name,
+            "shape": [-1, 10],
+            "dtype": "float32",
+            "meaning": "softmax probabilities, index = digit",
+        },
         "parameters": int(serving.count_params()),
         "hyperparameters": {
             "epochs_max": epochs,
@@ -169,7 +194,7 @@ def train(args: argparse.Namespace, data: Mnist, tmp_paths: list[Path]) -> dict[
             "keras": keras.__version__,
             "numpy": np.__version__,
         },
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
     title = f"{args.preset}: test accuracy {test['accuracy']:.2%}"

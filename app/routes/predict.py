@@ -26,8 +26,16 @@ MODE_DESCRIPTIONS = {
     "simple": "only grayscale and resize to 28x28, for images that are already MNIST-like (white digit on black)",
 }
 RAW_TYPES = ("image/", "application/octet-stream")
-PreprocessQuery = Annotated[Mode, Query(description="how the upload is brought to the model's input: " + "; ".join(f"`{k}`: {v}" for k, v in MODE_DESCRIPTIONS.items()))]
-ExplainQuery = Annotated[bool, Query(description="add `input_image`: the 28x28 image the model saw, as a base64 PNG data URL")]
+PreprocessQuery = Annotated[
+    Mode,
+    Query(
+        description="how the upload is brought to the model's input: "
+        + "; ".join(f"`{k}`: {v}" for k, v in MODE_DESCRIPTIONS.items())
+    ),
+]
+ExplainQuery = Annotated[
+    bool, Query(description="add `input_image`: the 28x28 image the model saw, as a base64 PNG data URL")
+]
 BINARY = {"type": "string", "format": "binary"}
 SINGLE_BODY: dict[str, Any] = {
     "requestBody": {
@@ -46,7 +54,11 @@ BATCH_BODY: dict[str, Any] = {
         "description": "multipart/form-data with the field `files` repeated, once per image.",
         "content": {
             "multipart/form-data": {
-                "schema": {"type": "object", "required": ["files"], "properties": {"files": {"type": "array", "items": BINARY}}}
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {"files": {"type": "array", "items": BINARY}},
+                }
             }
         },
     }
