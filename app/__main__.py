@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 import uvicorn
 
@@ -18,11 +19,16 @@ def main() -> int:
     except ModelLoadError as exc:
         print(f"error: cannot serve: {exc}", file=sys.stderr)
         return 2
+    workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # workers share their metrics through files here; set before any worker imports prometheus_client
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mnist-metrics-")
     uvicorn.run(
         "app.main:app",
         host=os.environ.get("HOST", "127.0.0.1"),
         port=int(os.environ.get("PORT", "8000")),
-        workers=int(os.environ.get("WEB_CONCURRENCY", "1")),
+        workers=workers,
+        access_log=False,  # the app logs one structured line per request itself
         log_level=settings.log_level,
         timeout_graceful_shutdown=10,
     )

@@ -30,3 +30,4 @@ class Settings(BaseSettings):
         True, description="refuse to start when the model file's sha256 differs from its metadata"
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = Field("json", description="one JSON object per log line, or plain text")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,8 @@ class Classifier:
         self.metadata = metadata
         self.path = path
         self.sha256 = sha256
+        # called after each model call with (batch size, seconds, probabilities): the metrics hook
+        self.observer: Callable[[int, float, np.ndarray], None] | None = None
 
     @classmethod
     def load(cls, path: str | Path, verify_sha256: bool = True) -> Classifier:
@@ -81,6 +85,7 @@ class Classifier:
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
         """(N, 784) float32 in [0, 1] -> (N, 10) float32 softmax probabilities."""
+        started = time.perf_counter()
         x = np.asarray(batch, dtype=np.float32)
         for layer in self.layers:
             x = x @ layer.kernel
@@ -91,7 +96,14 @@ class Classifier:
                 x -= x.max(axis=1, keepdims=True)
                 np.exp(x, out=x)
                 x /= x.sum(axis=1, keepdims=True)
+        if self.observer is not None:
+            self.observer(len(x), time.perf_counter() - started, x)
         return x
+
+    @property
+    def version(self) -> str:
+        """The model's version: when it was trained (UTC), from its metadata."""
+        return str(self.metadata.get("created_at", "unknown"))
 
     def _check_against(self, model: Any) -> None:
         """Warm up, and prove the numpy path equals Keras's own answer on probe inputs."""

@@ -13,6 +13,7 @@ from app.config import Settings
 from app.errors import install_error_handlers
 from app.inference import Classifier, ModelLoadError
 from app.limits import BodyLimitMiddleware
+from app.observability import RequestContextMiddleware, configure_logging, observe_inference, set_model_info
 from app.routes import docs, health, predict
 
 log = logging.getLogger("app")
@@ -29,7 +30,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        logging.getLogger("app").setLevel(settings.log_level.upper())
+        configure_logging(settings.log_level, settings.log_format)
         try:
             loaded = classifier
             if loaded is None:
@@ -37,7 +38,13 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         except ModelLoadError as exc:
             log.critical("cannot start: %s", exc)
             raise
-        log.info("serving %s (sha256 %s)", loaded.path, loaded.sha256)
+        loaded.observer = observe_inference
+        set_model_info(loaded.metadata.get("name", "mnist-mlp"), loaded.version, loaded.sha256)
+        log.info(
+            "serving model",
+            extra={"fields": {"model": str(loaded.path), "sha256": loaded.sha256, "version": loaded.version,
+                              "settings": settings.model_dump(mode="json")}},
+        )  # fmt: skip
         app.state.classifier = loaded  # from here on /readyz answers 200
         yield
         app.state.classifier = None
@@ -57,6 +64,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         BodyLimitMiddleware,
         limit_for=lambda path: settings.max_batch_body_bytes if path.endswith("/batch") else settings.max_body_bytes,
     )
+    app.add_middleware(RequestContextMiddleware)  # added last: outermost, so it sees every response
     app.include_router(predict.router)
     app.include_router(health.router)
     docs.install_docs(app)

@@ -6,7 +6,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-EXAMPLE_PROBABILITIES: list[JsonValue] = [1.2e-07, 3.1e-06, 2.4e-05, 8.9e-06, 1.1e-07, 2.0e-07, 4.6e-10, 0.99994, 1.5e-07, 2.3e-05]
+EXAMPLE_PROBABILITIES: list[JsonValue] = [
+    1.2e-07,
+    3.1e-06,
+    2.4e-05,
+    8.9e-06,
+    1.1e-07,
+    2.0e-07,
+    4.6e-10,
+    0.99994,
+    1.5e-07,
+    2.3e-05,
+]
 
 
 class Prediction(BaseModel):

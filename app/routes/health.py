@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from app.errors import error_responses
+from app.observability import metrics_response
 from app.schemas import Status
 
 router = APIRouter(tags=["health"])
@@ -32,3 +33,17 @@ async def readyz(request: Request) -> JSONResponse:
     if getattr(request.app.state, "classifier", None) is None:
         return JSONResponse({"detail": "The model is not loaded yet.", "code": "not_ready"}, status_code=503)
     return JSONResponse({"status": "ready"})
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    description=(
+        "Request counts and latency by route and status, inference latency and batch size, predictions by "
+        "digit, in-flight requests, and `mnist_model_info` (name, version, sha256), in the Prometheus text format."
+    ),
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition format"}},
+)
+async def metrics(request: Request) -> Response:
+    return metrics_response(request)

@@ -84,7 +84,9 @@ async def predict(
 ) -> Prediction:  # fmt: skip
     data = await read_single_upload(request)
     images = await run_in_threadpool(preprocess_all, [(data, None)], preprocess, settings.max_pixels)
-    return (await run_in_threadpool(classify, classifier, images, preprocess, explain))[0]
+    prediction = (await run_in_threadpool(classify, classifier, images, preprocess, explain))[0]
+    request.state.log_fields = {"digit": prediction.digit, "confidence": round(prediction.confidence, 4)}
+    return prediction
 
 
 @router.post(
@@ -106,7 +108,12 @@ async def predict_batch(
 ) -> BatchPrediction:  # fmt: skip
     files = await read_batch_upload(request, settings.max_batch_files)
     images = await run_in_threadpool(preprocess_all, files, preprocess, settings.max_pixels)
-    return BatchPrediction(predictions=await run_in_threadpool(classify, classifier, images, preprocess, explain))
+    predictions = await run_in_threadpool(classify, classifier, images, preprocess, explain)
+    request.state.log_fields = {
+        "digits": [p.digit for p in predictions],
+        "confidences": [round(p.confidence, 4) for p in predictions],
+    }
+    return BatchPrediction(predictions=predictions)
 
 
 @router.get(
