@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     )
     max_pixels: int = Field(40_000_000, ge=1, description="largest image (width x height) decoded (413 beyond)")
     max_batch_files: int = Field(64, ge=1, description="most files in one /v1/predict/batch request")
+    batch_max_size: int = Field(64, ge=1, description="most images the batcher evaluates in one model call")
+    batch_max_wait_ms: float = Field(
+        0.0, ge=0, le=100, description="how long a batch waits for requests still being received (0: never)"
+    )
     verify_model_sha256: bool = Field(
         True, description="refuse to start when the model file's sha256 differs from its metadata"
     )

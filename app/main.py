@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from app.batching import Batcher
 from app.config import Settings
 from app.errors import install_error_handlers
 from app.inference import Classifier, ModelLoadError
@@ -45,9 +46,12 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
             extra={"fields": {"model": str(loaded.path), "sha256": loaded.sha256, "version": loaded.version,
                               "settings": settings.model_dump(mode="json")}},
         )  # fmt: skip
+        app.state.batcher = Batcher(loaded, settings.batch_max_size, settings.batch_max_wait_ms / 1000)
         app.state.classifier = loaded  # from here on /readyz answers 200
         yield
         app.state.classifier = None
+        app.state.batcher.close()
+        app.state.batcher = None
 
     app = FastAPI(
         title="mnist-service",
@@ -59,6 +63,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     )
     app.state.settings = settings
     app.state.classifier = None
+    app.state.batcher = None
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 import numpy as np
@@ -12,9 +13,9 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from app.deps import ClassifierDep, SettingsDep
+from app.batching import Batcher, BatchError, Upload
+from app.deps import BatcherDep, ClassifierDep, SettingsDep
 from app.errors import ApiError, error_responses, image_error_status
-from app.inference import Classifier
 from app.preprocessing import ImageError, Mode, Preprocessed, preprocess
 from app.schemas import BatchPrediction, ModelInfo, Prediction
 
@@ -26,6 +27,7 @@ MODE_DESCRIPTIONS = {
     "simple": "only grayscale and resize to 28x28, for images that are already MNIST-like (white digit on black)",
 }
 RAW_TYPES = ("image/", "application/octet-stream")
+INLINE_PREPROCESS_BYTES = 256 * 1024  # bigger uploads are decoded in the thread pool, not the batcher
 PreprocessQuery = Annotated[
     Mode,
     Query(
@@ -79,12 +81,11 @@ BATCH_BODY: dict[str, Any] = {
     openapi_extra=SINGLE_BODY,
 )
 async def predict(
-    request: Request, classifier: ClassifierDep, settings: SettingsDep,
+    request: Request, batcher: BatcherDep, settings: SettingsDep,
     preprocess: PreprocessQuery = "mnist", explain: ExplainQuery = False,
 ) -> Prediction:  # fmt: skip
-    data = await read_single_upload(request)
-    images = await run_in_threadpool(preprocess_all, [(data, None)], preprocess, settings.max_pixels)
-    prediction = (await run_in_threadpool(classify, classifier, images, preprocess, explain))[0]
+    uploads = await receive(request, batcher, read_single_upload(request))
+    prediction = (await run_batch(batcher, uploads, preprocess, settings.max_pixels, explain))[0]
     request.state.log_fields = {"digit": prediction.digit, "confidence": round(prediction.confidence, 4)}
     return prediction
 
@@ -103,12 +104,11 @@ async def predict(
     openapi_extra=BATCH_BODY,
 )
 async def predict_batch(
-    request: Request, classifier: ClassifierDep, settings: SettingsDep,
+    request: Request, batcher: BatcherDep, settings: SettingsDep,
     preprocess: PreprocessQuery = "mnist", explain: ExplainQuery = False,
 ) -> BatchPrediction:  # fmt: skip
-    files = await read_batch_upload(request, settings.max_batch_files)
-    images = await run_in_threadpool(preprocess_all, files, preprocess, settings.max_pixels)
-    predictions = await run_in_threadpool(classify, classifier, images, preprocess, explain)
+    uploads = await receive(request, batcher, read_batch_upload(request, settings.max_batch_files))
+    predictions = await run_batch(batcher, uploads, preprocess, settings.max_pixels, explain)
     request.state.log_fields = {
         "digits": [p.digit for p in predictions],
         "confidences": [round(p.confidence, 4) for p in predictions],
@@ -144,17 +144,26 @@ async def model_info(classifier: ClassifierDep, settings: SettingsDep) -> ModelI
 # ---------------------------------------------------------------------------------------------------
 
 
-async def read_single_upload(request: Request) -> bytes:
-    """The image bytes of a multipart field `file` or of a raw image body."""
+async def receive(request: Request, batcher: Batcher, reading: Awaitable[list[Upload]]) -> list[Upload]:
+    """Read the uploads, telling the batcher a request is on its way meanwhile."""
+    batcher.receiving += 1
+    try:
+        return await reading
+    finally:
+        batcher.receiving -= 1
+
+
+async def read_single_upload(request: Request) -> list[Upload]:
+    """The image of a multipart field `file` or of a raw image body."""
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=16)
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise ApiError(422, "missing_file", "The multipart form has no file in the field `file`.")
-        return await upload.read()
+        return [Upload(await upload.read())]
     if content_type.startswith(RAW_TYPES):
-        return await request.body()
+        return [Upload(await request.body())]
     raise ApiError(
         415, "unsupported_media_type",
         f"Content-Type {content_type or '(none)'!r} is not accepted; send multipart/form-data with the field "
@@ -162,8 +171,8 @@ async def read_single_upload(request: Request) -> bytes:
     )  # fmt: skip
 
 
-async def read_batch_upload(request: Request, max_files: int) -> list[tuple[bytes, str | None]]:
-    """(bytes, filename) of each multipart `files` field, in upload order."""
+async def read_batch_upload(request: Request, max_files: int) -> list[Upload]:
+    """Each multipart `files` field, in upload order."""
     content_type = request.headers.get("content-type", "").lower()
     if not content_type.startswith("multipart/form-data"):
         raise ApiError(
@@ -171,49 +180,58 @@ async def read_batch_upload(request: Request, max_files: int) -> list[tuple[byte
             f"Content-Type {content_type or '(none)'!r} is not accepted; send multipart/form-data with the field `files` repeated.",
         )  # fmt: skip
     form = await request.form(max_files=max_files + 1, max_fields=16)
-    uploads = form.getlist("files")
-    if not uploads:
+    files = form.getlist("files")
+    if not files:
         raise ApiError(422, "missing_file", "The multipart form has no file in the field `files`.")
-    if len(uploads) > max_files:
+    if len(files) > max_files:
         raise ApiError(422, "too_many_files", f"At most {max_files} files are accepted in one batch.")
-    files = []
-    for index, upload in enumerate(uploads):
-        if not isinstance(upload, UploadFile):
+    uploads = []
+    for index, file in enumerate(files):
+        if not isinstance(file, UploadFile):
             raise ApiError(422, "missing_file", f"File {index}: the field `files` holds text, not a file.")
-        files.append((await upload.read(), upload.filename))
-    return files
+        uploads.append(Upload(await file.read(), file.filename))
+    return uploads
 
 
-def preprocess_all(files: list[tuple[bytes, str | None]], mode: Mode, max_pixels: int) -> list[Preprocessed]:
-    """Preprocess each file; the first bad one fails the request, naming its index and filename."""
-    images = []
-    for index, (data, filename) in enumerate(files):
-        try:
-            images.append(preprocess(data, mode, max_pixels))
-        except ImageError as exc:
-            if filename is None and len(files) == 1:
-                raise
-            raise ApiError(image_error_status(exc), exc.code, f"File {index} ({filename!r}): {exc}") from None
-    return images
+async def run_batch(
+    batcher: Batcher, uploads: list[Upload], mode: Mode, max_pixels: int, explain: bool
+) -> list[Prediction]:
+    """Preprocess and classify through the batcher; big files are decoded in the thread pool first so
+    that one large photo doesn't hold up the small uploads batched with it."""
+    for index, upload in enumerate(uploads):
+        if upload.data is not None and len(upload.data) > INLINE_PREPROCESS_BYTES:
+            upload.image = await run_in_threadpool(_preprocess_one, upload, mode, max_pixels, index)
+    try:
+        results = await batcher.predict(uploads, mode, max_pixels)
+    except BatchError as exc:
+        raise _batch_error(exc, len(uploads)) from None
+    return [to_prediction(image, row, mode, explain) for image, row in results]
 
 
-def classify(classifier: Classifier, images: list[Preprocessed], mode: Mode, explain: bool) -> list[Prediction]:
-    """One model call for all images; (N, 10) probabilities -> N predictions."""
-    probabilities = classifier.predict_proba(np.concatenate([image.model_input for image in images]))
-    predictions = []
-    for image, row in zip(images, probabilities, strict=True):
-        digit = int(row.argmax())
-        predictions.append(
-            Prediction(
-                digit=digit,
-                confidence=float(row[digit]),
-                probabilities=row.tolist(),
-                preprocess=mode,
-                notes=image.notes,
-                input_image=png_data_url(image.pixels) if explain else None,
-            )
-        )
-    return predictions
+def _preprocess_one(upload: Upload, mode: Mode, max_pixels: int, index: int) -> Preprocessed:
+    try:
+        return preprocess(upload.data or b"", mode, max_pixels)
+    except ImageError as exc:
+        raise BatchError(index, upload.filename, exc) from None
+
+
+def _batch_error(exc: BatchError, count: int) -> Exception:
+    """A single upload's error as is; in a batch, the same error naming the file's index and filename."""
+    if count == 1 and exc.filename is None:
+        return exc.error
+    return ApiError(image_error_status(exc.error), exc.error.code, f"File {exc.index} ({exc.filename!r}): {exc.error}")
+
+
+def to_prediction(image: Preprocessed, row: np.ndarray, mode: Mode, explain: bool) -> Prediction:
+    digit = int(row.argmax())
+    return Prediction(
+        digit=digit,
+        confidence=float(row[digit]),
+        probabilities=row.tolist(),
+        preprocess=mode,
+        notes=image.notes,
+        input_image=png_data_url(image.pixels) if explain else None,
+    )
 
 
 def png_data_url(pixels: np.ndarray) -> str:
