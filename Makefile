@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PRESET ?= default
 TRAIN_ARGS ?=
 
-.PHONY: venv serve test train evaluate lint format clean
+.PHONY: venv serve test train evaluate lint format bench clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,10 @@ train: venv  ## retrain models/mnist-mlp.keras (PRESET=default; TRAIN_ARGS="--da
 
 evaluate: venv  ## evaluate models/mnist-mlp.keras on the MNIST test set
 	$(BIN)/python -m training.evaluate $(TRAIN_ARGS)
+
+bench: venv  ## the service vs the HTTP floor and the tutorial code: req/s, p50/p99, ratios, start-up, memory
+	@command -v wrk >/dev/null || (apt-get install -y -qq wrk >/dev/null 2>&1 || echo "wrk unavailable: bench uses its Python load generator")
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: venv
 	$(BIN)/ruff check app training tests

@@ -260,7 +260,7 @@ def flatten_transparency(gray: np.ndarray, alpha: np.ndarray | None, notes: list
 
 def normalise_polarity(gray: np.ndarray, notes: list[str]) -> np.ndarray:
     """Make the digit light on dark, as in MNIST: invert when the image's border (its paper) is light."""
-    if float(np.median(_border(gray))) > 127.5:
+    if _median(_border(gray)) > 127.5:
         notes.append("inverted dark-on-light")
         return 255.0 - gray
     return gray
@@ -293,13 +293,19 @@ def hist_quantile(counts: np.ndarray, levels: np.ndarray, q: float) -> float:
 
 def otsu_threshold(counts: np.ndarray) -> int:
     """Otsu's threshold of a 256-level histogram: levels above it are one class (ink), the rest the other."""
-    levels = np.arange(256, dtype=np.float64)
-    w0 = np.cumsum(counts)
-    w1 = w0[-1] - w0
-    m0 = np.cumsum(counts * levels)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = (m0 / w0 - (m0[-1] - m0) / w1) ** 2 * w0 * w1
-    return int(np.argmax(np.nan_to_num(between[:-1])))
+    w0 = np.cumsum(counts)[:-1].astype(np.float64)
+    w1 = w0[-1] + counts[-1] - w0
+    m0 = np.cumsum(counts * LEVELS[256:])[:-1]
+    m1 = m0[-1] + 255.0 * counts[-1] - m0
+    spread = m0 * w1 - m1 * w0  # (mean0 - mean1) * w0 * w1; squared and over w0 * w1: the between-class variance
+    between = np.divide(spread * spread, w0 * w1, out=np.zeros_like(w0), where=(w0 > 0) & (w1 > 0))
+    return int(np.argmax(between))
+
+
+def _median(values: np.ndarray) -> float:
+    """The (upper) median of a small array, without np.median's overhead."""
+    k = values.size // 2
+    return float(np.partition(values, k)[k])
 
 
 def background_surface(gray: np.ndarray) -> np.ndarray:
@@ -311,7 +317,7 @@ def background_surface(gray: np.ndarray) -> np.ndarray:
     h, w = gray.shape
     ring = _border(gray)
     if float(ring.max() - ring.min()) <= 2.0:  # an even border (canvas, MNIST-style image): a flat background
-        return np.full_like(gray, np.median(ring))
+        return np.full_like(gray, _median(ring))
     n = 8 if min(h, w) >= 16 else 1
     bh, bw = h // n, w // n
     blocks = gray[: bh * n, : bw * n].reshape(n, bh, n, bw).transpose(0, 2, 1, 3).reshape(n * n, bh * bw)
