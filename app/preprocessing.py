@@ -38,6 +38,9 @@ SIDE = 28  # MNIST: a 28x28 frame ...
 BOX = 20  # ... with the digit's longer side scaled to 20 px ...
 CENTRE = 14.0  # ... and its centre of mass at pixel (14, 14) (measured on the MNIST test set)
 WORKING_SIDE = 1024  # bigger images are reduced first: the digit ends up 20 px anyway
+THICK_STROKE, TARGET_STROKE = 0.14, 0.10  # stroke widths relative to the digit's height (see thin_strokes)
+THIN_MIN_SIDE = 40  # only crops at least this big are thinned
+STRONG_INK = 0.3 * 255  # after stretching, stroke pixels are at least this bright
 MIN_CONTRAST = 24.0  # ink must stand this many grey levels (of 255) above the background
 
 
@@ -92,7 +95,7 @@ def preprocess(data: bytes, mode: Mode = "mnist", max_pixels: int = DEFAULT_MAX_
     gray = flatten_transparency(gray, alpha, notes)
     gray = normalise_polarity(gray, notes)
     ink = remove_background(gray)
-    digit = fit_to_box(crop_to_ink(ink))
+    digit = fit_to_box(thin_strokes(crop_to_ink(keep_digit(ink)), notes))
     return Preprocessed(centre_by_mass(digit), notes)
 
 
@@ -123,6 +126,9 @@ def decode(data: bytes, max_pixels: int, notes: list[str]) -> Image.Image:
         if frames > 1:
             image.seek(0)
             notes.append(f"used the first of {frames} frames")
+        if image.format == "JPEG" and max(image.size) > 2 * WORKING_SIDE:
+            # decode big JPEGs at a reduced scale (DCT scaling): far faster, and they are reduced anyway
+            image.draft("L" if image.mode in ("L", "RGB") else image.mode, (WORKING_SIDE, WORKING_SIDE))
         image.load()
     except Exception as exc:
         raise InvalidImage(f"The {image.format} file is truncated or corrupt ({_reason(exc)}).") from None
@@ -318,12 +324,19 @@ def background_surface(gray: np.ndarray) -> np.ndarray:
     ring = _border(gray)
     if float(ring.max() - ring.min()) <= 2.0:  # an even border (canvas, MNIST-style image): a flat background
         return np.full_like(gray, _median(ring))
-    n = 8 if min(h, w) >= 16 else 1
-    bh, bw = h // n, w // n
-    blocks = gray[: bh * n, : bw * n].reshape(n, bh, n, bw).transpose(0, 2, 1, 3).reshape(n * n, bh * bw)
+    if max(h, w) > 128:  # the surface is smooth: estimate it from a reduced copy
+        scale = 128 / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small = np.asarray(Image.fromarray(gray, "F").resize(size, Image.Resampling.BOX))
+    else:
+        small = gray
+    sh, sw = small.shape
+    n = 8 if min(sh, sw) >= 16 else 1
+    bh, bw = sh // n, sw // n
+    blocks = small[: bh * n, : bw * n].reshape(n, bh, n, bw).transpose(0, 2, 1, 3).reshape(n * n, bh * bw)
     z = np.percentile(blocks, 30, axis=1)
     centres = (np.arange(n) + 0.5) / n - 0.5
-    py, px = (a.ravel() for a in np.meshgrid(centres * (bh * n / h), centres * (bw * n / w), indexing="ij"))
+    py, px = (a.ravel() for a in np.meshgrid(centres * (bh * n / sh), centres * (bw * n / sw), indexing="ij"))
     # a plane for a light gradient plus a radial term for vignetting; robust to the blocks holding ink
     design = np.stack([np.ones_like(py), py, px, py * py + px * px], axis=1)
     keep = z <= np.median(z)  # start from the darker half of the blocks: background in any sane upload
@@ -332,8 +345,10 @@ def background_surface(gray: np.ndarray) -> np.ndarray:
         residual = z - design @ coef
         spread = 1.4826 * float(np.median(np.abs(residual[keep]))) + 2.0
         keep = np.abs(residual) < 2.5 * spread
-    gy, gx = np.meshgrid(np.linspace(-0.5, 0.5, h), np.linspace(-0.5, 0.5, w), indexing="ij")
-    surface = coef[0] + coef[1] * gy + coef[2] * gx + coef[3] * (gy * gy + gx * gx)
+    gy = np.linspace(-0.5, 0.5, h, dtype=np.float32)[:, np.newaxis]
+    gx = np.linspace(-0.5, 0.5, w, dtype=np.float32)[np.newaxis, :]
+    c0, c1, c2, c3 = (np.float32(c) for c in coef)
+    surface = (c0 + c1 * gy + c3 * gy * gy) + (c2 * gx + c3 * gx * gx)
     surface = np.clip(surface, z.min(), z[keep].max() if keep.any() else z.min())
     if float(surface.max() - surface.min()) < 2.0:  # even already: keep clean images exactly as they are
         surface = np.full_like(surface, np.rint(np.median(z[keep])) if keep.any() else z.min())
@@ -366,12 +381,79 @@ def remove_background(gray: np.ndarray) -> np.ndarray:
     return np.clip((foreground - low) * (255.0 / (high - low)), 0.0, 255.0).astype(np.float32)
 
 
+def _neighbours(mask: np.ndarray) -> np.ndarray:
+    """How many of each pixel's 8 neighbours are set."""
+    padded = np.pad(mask, 1).astype(np.uint8)
+    h, w = mask.shape
+    return sum(padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx)
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Grow a mask by `radius` pixels (square), separably."""
+    out = mask.copy()
+    for axis in (0, 1):
+        grown = out.copy()
+        for shift in range(1, radius + 1):
+            if axis == 0:
+                grown[shift:] |= out[:-shift]
+                grown[:-shift] |= out[shift:]
+            else:
+                grown[:, shift:] |= out[:, :-shift]
+                grown[:, :-shift] |= out[:, shift:]
+        out = grown
+    return out
+
+
+def keep_digit(ink: np.ndarray) -> np.ndarray:
+    """Zero everything but the strokes: specks (strong pixels with fewer than 2 strong neighbours) and
+    faint noise away from the strokes would otherwise widen the crop and shrink the digit."""
+    strong = ink >= STRONG_INK
+    strong &= _neighbours(strong) >= 2
+    if not strong.any():
+        raise BlankImage("No digit found: the image has only specks, no strokes.")
+    near = _dilate(strong, max(2, round(0.01 * max(ink.shape))))
+    return np.where(near, ink, np.float32(0.0))
+
+
 def crop_to_ink(ink: np.ndarray) -> np.ndarray:
     """The smallest rectangle holding every non-zero pixel."""
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     if not rows.size:
         raise BlankImage("No digit found: the image is blank.")
     return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def stroke_width(crop: np.ndarray) -> float:
+    """Mean stroke width relative to the digit's longer side: 2 x area / perimeter of the strokes."""
+    mask = crop >= 0.5 * 255
+    perimeter = np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
+    return 2.0 * np.count_nonzero(mask) / max(perimeter, 1) / max(crop.shape)
+
+
+def _erode(values: np.ndarray, radius: int) -> np.ndarray:
+    """Grey erosion (minimum over a square of side 2 * radius + 1), separably."""
+    out = values
+    for axis in (0, 1):
+        padded = np.pad(out, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)], constant_values=0)
+        n = out.shape[axis]
+        out = np.minimum.reduce([np.take(padded, range(i, i + n), axis=axis) for i in range(2 * radius + 1)])
+    return out
+
+
+def thin_strokes(crop: np.ndarray, notes: list[str]) -> np.ndarray:
+    """Thin markedly bolder-than-MNIST strokes (a marker, a thick brush) towards MNIST's usual width.
+
+    MNIST strokes are about 0.10 of the digit's height (95% under 0.17); a digit much bolder than that
+    loses its holes when scaled down. Only large crops are thinned: an MNIST-sized digit is left alone.
+    """
+    if max(crop.shape) < THIN_MIN_SIDE:
+        return crop
+    width = stroke_width(crop)
+    radius = int((width - TARGET_STROKE) * max(crop.shape) / 2)
+    if width <= THICK_STROKE or radius < 1:
+        return crop
+    notes.append(f"thinned bold strokes by {radius} px")
+    return _erode(crop, radius)
 
 
 def fit_to_box(crop: np.ndarray, box: int = BOX) -> np.ndarray:
