@@ -385,7 +385,10 @@ def _neighbours(mask: np.ndarray) -> np.ndarray:
     """How many of each pixel's 8 neighbours are set."""
     padded = np.pad(mask, 1).astype(np.uint8)
     h, w = mask.shape
-    return sum(padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx)
+    count = np.zeros((h, w), dtype=np.uint8)
+    for dy, dx in ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)):
+        count += padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+    return count
 
 
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -427,7 +430,7 @@ def stroke_width(crop: np.ndarray) -> float:
     """Mean stroke width relative to the digit's longer side: 2 x area / perimeter of the strokes."""
     mask = crop >= 0.5 * 255
     perimeter = np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
-    return 2.0 * np.count_nonzero(mask) / max(perimeter, 1) / max(crop.shape)
+    return 2.0 * np.count_nonzero(mask) / max(int(perimeter), 1) / max(int(crop.shape[0]), int(crop.shape[1]))
 
 
 def _erode(values: np.ndarray, radius: int) -> np.ndarray:
