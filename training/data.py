@@ -35,7 +35,7 @@ def flatten_and_scale(pixels: np.ndarray) -> np.ndarray:
     if pixels.ndim != 3 or pixels.shape[1:] != IMAGE_SHAPE:
         raise ValueError(f"expected an (N, 28, 28) array, got shape {pixels.shape}")
     flat = pixels.reshape(len(pixels), INPUT_SIZE).astype(np.float32)
-    flat *= np.float32(1.0 / 255.0)
+    flat /= np.float32(255.0)
     return flat
 
 
