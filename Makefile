@@ -33,7 +33,7 @@ bench: venv  ## the service vs the HTTP floor and the tutorial code: req/s, p50/
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: venv
-	$(BIN)/ruff check app training tests
+	$(BIN)/ruff check app training tests bench
 	$(BIN)/mypy app training
 
 format: venv

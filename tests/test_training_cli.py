@@ -64,7 +64,7 @@ def test_missing_key_missing_file_and_not_an_npz(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such file"):
         load_mnist(tmp_path / "absent.npz")
     (tmp_path / "text.npz").write_text("hello")
-    with pytest.raises(DataError, match="not a readable .npz"):
+    with pytest.raises(DataError, match=r"not a readable \.npz"):
         load_mnist(tmp_path / "text.npz")
     with pytest.raises(DataError, match="directory"):
         load_mnist(tmp_path)
