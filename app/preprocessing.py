@@ -337,8 +337,8 @@ def background_surface(gray: np.ndarray) -> np.ndarray:
     z = np.percentile(blocks, 30, axis=1)
     centres = (np.arange(n) + 0.5) / n - 0.5
     py, px = (a.ravel() for a in np.meshgrid(centres * (bh * n / sh), centres * (bw * n / sw), indexing="ij"))
-    # a plane for a light gradient plus a radial term for vignetting; robust to the blocks holding ink
-    design = np.stack([np.ones_like(py), py, px, py * py + px * px], axis=1)
+    # a quadratic surface: light gradients and vignetting; robust to the blocks holding ink
+    design = np.stack([np.ones_like(py), py, px, py * py, px * px, py * px], axis=1)
     keep = z <= np.median(z)  # start from the darker half of the blocks: background in any sane upload
     for _ in range(3):
         coef, *_ = np.linalg.lstsq(design[keep], z[keep], rcond=None)
@@ -347,9 +347,11 @@ def background_surface(gray: np.ndarray) -> np.ndarray:
         keep = np.abs(residual) < 2.5 * spread
     gy = np.linspace(-0.5, 0.5, h, dtype=np.float32)[:, np.newaxis]
     gx = np.linspace(-0.5, 0.5, w, dtype=np.float32)[np.newaxis, :]
-    c0, c1, c2, c3 = (np.float32(c) for c in coef)
-    surface = (c0 + c1 * gy + c3 * gy * gy) + (c2 * gx + c3 * gx * gx)
-    surface = np.clip(surface, z.min(), z[keep].max() if keep.any() else z.min())
+    c0, c1, c2, c3, c4, c5 = (np.float32(c) for c in coef)
+    surface = (c0 + c1 * gy + c3 * gy * gy) + (c2 * gx + c4 * gx * gx) + c5 * gy * gx
+    lo, hi = (float(z[keep].min()), float(z[keep].max())) if keep.any() else (float(z.min()), float(z.min()))
+    pad = 0.25 * (hi - lo) + 2.0  # the edges lie beyond the block centres; don't let the fit run wild there
+    surface = np.clip(surface, lo - pad, hi + pad)
     if float(surface.max() - surface.min()) < 2.0:  # even already: keep clean images exactly as they are
         surface = np.full_like(surface, np.rint(np.median(z[keep])) if keep.any() else z.min())
     return np.asarray(surface, dtype=np.float32)

@@ -1,0 +1,261 @@
+"""Each preprocessing step on images the tests generate, then the whole pipeline's guarantees."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from app import preprocessing as P
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def digits() -> np.ndarray:
+    with np.load(ROOT / "tests" / "data" / "mnist-sample.npz") as sample:
+        return sample["x"]
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def bar(height: int = 60, width: int = 40) -> np.ndarray:
+    """An asymmetric shape: a vertical bar with a foot to the right (an L), white on black."""
+    pixels = np.zeros((height, width), dtype=np.uint8)
+    pixels[10:50, 10:16] = 255
+    pixels[44:50, 10:32] = 255
+    return pixels
+
+
+# 1. decode ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode"),
+    [("PNG", "L"), ("PNG", "RGB"), ("PNG", "RGBA"), ("PNG", "LA"), ("PNG", "P"), ("PNG", "1"), ("PNG", "I;16"),
+     ("JPEG", "L"), ("JPEG", "RGB"), ("JPEG", "CMYK"), ("GIF", "P"), ("BMP", "RGB"), ("WEBP", "RGB"), ("TIFF", "L"), ("TIFF", "I;16")],
+    ids=lambda v: str(v),
+)  # fmt: skip
+def test_decode_formats_and_modes_keep_the_shape(fmt: str, mode: str) -> None:
+    source = Image.fromarray(bar())
+    image = source.convert(mode) if mode != "I;16" else Image.fromarray(bar().astype(np.uint16) * 257)
+    decoded = P.decode(encode(image, fmt), P.DEFAULT_MAX_PIXELS, [])
+    gray, _ = P.to_gray_and_alpha(decoded, None)
+    assert gray.shape == (60, 40)
+    assert gray[30, 12] > 200 and gray[5, 5] < 50, "the bar is bright and the background dark, at any bit depth"
+
+
+def test_sixteen_bit_is_scaled_not_clipped() -> None:
+    values = np.full((20, 20), 30000, dtype=np.uint16)
+    gray, _ = P.to_gray_and_alpha(Image.fromarray(values), None)
+    assert gray[0, 0] == pytest.approx(30000 / 257, abs=0.5)
+
+
+def test_animated_gif_uses_the_first_frame() -> None:
+    first, second = Image.fromarray(bar()), Image.fromarray(255 - bar())
+    third = Image.fromarray(np.roll(bar(), 5, axis=1))
+    data = encode(first, "GIF", save_all=True, append_images=[second, third])
+    notes: list[str] = []
+    gray, _ = P.to_gray_and_alpha(P.decode(data, P.DEFAULT_MAX_PIXELS, notes), None)
+    assert gray[30, 12] > 200 and notes == ["used the first of 3 frames"]
+
+
+def test_multipage_tiff_uses_the_first_page() -> None:
+    data = encode(Image.fromarray(bar()), "TIFF", save_all=True, append_images=[Image.fromarray(255 - bar())])
+    notes: list[str] = []
+    gray, _ = P.to_gray_and_alpha(P.decode(data, P.DEFAULT_MAX_PIXELS, notes), None)
+    assert gray[30, 12] > 200 and "first of 2" in notes[0]
+
+
+def test_pixel_cap_is_checked_before_decoding() -> None:
+    data = encode(Image.new("L", (5000, 5000)))  # 25 MP, a few KB compressed
+    with pytest.raises(P.ImageTooLarge, match="5000x5000"):
+        P.decode(data, 1_000_000, [])
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [(b"", P.InvalidImage), (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, P.InvalidImage), (b"GIF89a\x01", P.InvalidImage),
+     (b"plain text", P.UnsupportedImageType), (b"%PDF-1.4", P.UnsupportedImageType),
+     (b"<?xml version='1.0'?><svg/>", P.UnsupportedImageType)],
+    ids=["empty", "png-header-only", "gif-header-only", "text", "pdf", "svg"],
+)  # fmt: skip
+def test_decode_errors(data: bytes, error: type[P.ImageError]) -> None:
+    with pytest.raises(error):
+        P.decode(data, P.DEFAULT_MAX_PIXELS, [])
+
+
+def test_formats_pillow_knows_but_we_refuse_are_415() -> None:
+    with pytest.raises(P.UnsupportedImageType, match="ICO"):
+        P.decode(encode(Image.new("RGB", (32, 32)), "ICO"), P.DEFAULT_MAX_PIXELS, [])
+
+
+# 2. EXIF orientation --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("orientation", "stored"),
+    [(3, Image.Transpose.ROTATE_180), (6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270)],
+    ids=["3", "6", "8"],
+)
+def test_exif_orientation_makes_the_photo_upright(orientation: int, stored: Image.Transpose) -> None:
+    upright = Image.fromarray(bar())
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(upright.transpose(stored), "JPEG", quality=95, exif=exif.tobytes())
+    notes: list[str] = []
+    image = P.apply_exif_orientation(P.decode(data, P.DEFAULT_MAX_PIXELS, []), notes)
+    gray, _ = P.to_gray_and_alpha(image, None)
+    assert gray.shape == (60, 40)
+    assert gray[30, 12] > 150 and gray[47, 28] > 150 and gray[12, 28] < 60, "the L stands upright, foot to the right"
+    assert notes == [f"applied EXIF orientation {orientation}"]
+
+
+# 3. transparency ------------------------------------------------------------------------------------
+
+
+def canvas(ink_rgb: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+    rgba = np.zeros((60, 40, 4), dtype=np.uint8)  # transparent pixels are RGB 0, as a canvas exports them
+    rgba[..., :3] = ink_rgb
+    rgba[..., 3] = bar()
+    return P.to_gray_and_alpha(Image.fromarray(rgba, "RGBA"), None)
+
+
+def test_dark_ink_on_transparent_goes_onto_white() -> None:
+    notes: list[str] = []
+    gray = P.flatten_transparency(*canvas((0, 0, 0)), notes)
+    assert gray[5, 5] == 255 and gray[30, 12] == 0 and "onto white" in notes[0]
+
+
+def test_light_ink_on_transparent_goes_onto_black() -> None:
+    notes: list[str] = []
+    gray = P.flatten_transparency(*canvas((255, 255, 255)), notes)
+    assert gray[5, 5] == 0 and gray[30, 12] == 255 and "onto black" in notes[0]
+
+
+def test_fully_transparent_is_blank() -> None:
+    gray, alpha = P.to_gray_and_alpha(Image.new("RGBA", (20, 20)), None)
+    with pytest.raises(P.BlankImage):
+        P.flatten_transparency(gray, alpha, [])
+
+
+def test_palette_transparency_is_honoured() -> None:
+    image = Image.fromarray(bar()).convert("P")
+    image.info["transparency"] = 0
+    _, alpha = P.to_gray_and_alpha(image, None)
+    assert alpha is not None and alpha[5, 5] == 0 and alpha[30, 12] == 1
+
+
+# 4. polarity ----------------------------------------------------------------------------------------
+
+
+def test_dark_on_light_is_inverted_and_light_on_dark_kept() -> None:
+    light_on_dark = bar().astype(np.float32)
+    notes: list[str] = []
+    np.testing.assert_array_equal(P.normalise_polarity(light_on_dark, notes), light_on_dark)
+    assert notes == []
+    np.testing.assert_array_equal(P.normalise_polarity(255 - light_on_dark, notes), light_on_dark)
+    assert notes == ["inverted dark-on-light"]
+
+
+# 5. background, crop, box, centre -------------------------------------------------------------------
+
+
+def test_uneven_light_is_removed() -> None:
+    h, w = 300, 240
+    y, x = np.mgrid[0:h, 0:w]
+    paper = 60 + 80 * x / w + 40 * ((y / h - 0.5) ** 2)  # inverted photo: the paper is dark, unevenly
+    gray = paper.astype(np.float32)
+    gray[100:200, 100:115] = 250  # a stroke
+    ink = P.remove_background(gray)
+    assert ink[150, 107] > 230
+    assert ink[:, :90].max() < 3 and ink[:, 130:].max() < 3, "the paper is black after removal, left and right"
+
+
+def test_noise_floor_and_specks_are_dropped() -> None:
+    rng = np.random.default_rng(0)
+    gray = rng.normal(20, 4, (200, 200)).astype(np.float32)
+    gray[50:150, 90:100] = 230  # the stroke
+    gray[10, 10] = gray[190, 185] = 230  # dust
+    ink = P.keep_digit(P.remove_background(gray))
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    assert rows[0] >= 45 and rows[-1] <= 155 and cols[0] >= 85 and cols[-1] <= 105
+
+
+def test_crop_to_ink_is_the_exact_bounding_box() -> None:
+    ink = np.zeros((50, 50), np.float32)
+    ink[7:19, 20:23] = 1.0
+    assert P.crop_to_ink(ink).shape == (12, 3)
+    with pytest.raises(P.BlankImage):
+        P.crop_to_ink(np.zeros((5, 5), np.float32))
+
+
+@pytest.mark.parametrize(("shape", "expected"), [((100, 40), (20, 8)), ((40, 100), (8, 20)), ((5, 3), (20, 12))])
+def test_fit_to_box_keeps_the_aspect_ratio(shape: tuple[int, int], expected: tuple[int, int]) -> None:
+    assert P.fit_to_box(np.full(shape, 200, np.float32)).shape == expected
+
+
+def test_centre_by_mass_puts_the_mass_at_14_14() -> None:
+    digit = np.zeros((20, 12), np.float32)
+    digit[:, :4] = 255  # mass on the left of the box
+    frame = P.centre_by_mass(digit).astype(np.float64)
+    cy = (frame.sum(axis=1) * np.arange(28)).sum() / frame.sum()
+    cx = (frame.sum(axis=0) * np.arange(28)).sum() / frame.sum()
+    assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5
+
+
+def test_bold_strokes_are_thinned_mnist_sized_are_not() -> None:
+    bold = np.zeros((100, 60), np.float32)
+    bold[:, 10:50] = 255  # a stroke 40% of the height wide
+    notes: list[str] = []
+    assert P.stroke_width(P.thin_strokes(bold, notes)) < P.stroke_width(bold) and notes
+    small = np.full((20, 12), 255, np.float32)
+    assert P.thin_strokes(small, []) is small
+
+
+# the whole pipeline ---------------------------------------------------------------------------------
+
+
+def test_mnist_digits_pass_through_unchanged(digits: np.ndarray) -> None:
+    same = sum(np.array_equal(P.preprocess(encode(Image.fromarray(d))).pixels, d) for d in digits)
+    assert same >= 0.98 * len(digits), same
+
+
+def test_tiny_digit_in_a_huge_frame_and_a_huge_digit_look_like_mnist(digits: np.ndarray) -> None:
+    for frame, side in (((1500, 2000), 60), ((900, 900), 880)):
+        canvas = Image.new("L", (frame[1], frame[0]), 255)
+        digit = Image.fromarray(255 - digits[0]).resize((side, side), Image.Resampling.BICUBIC)
+        canvas.paste(digit, ((frame[1] - side) // 3, (frame[0] - side) // 4))
+        pixels = P.preprocess(encode(canvas)).pixels.astype(np.float64)
+        rows, cols = np.flatnonzero(pixels.any(axis=1)), np.flatnonzero(pixels.any(axis=0))
+        assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 in (20, 21, 22)
+        cy = (pixels.sum(axis=1) * np.arange(28)).sum() / pixels.sum()
+        assert abs(cy - 14) <= 0.6
+
+
+def test_simple_mode_is_only_grayscale_and_resize() -> None:
+    image = Image.fromarray(bar()).convert("RGB")
+    expected = np.asarray(
+        Image.fromarray(np.asarray(image.convert("L"), np.float32), "F").resize((28, 28), Image.Resampling.BILINEAR)
+    )
+    pixels = P.preprocess(encode(image), "simple").pixels
+    np.testing.assert_array_equal(pixels, np.clip(np.rint(expected), 0, 255).astype(np.uint8))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2048) | st.builds(lambda b: b"\x89PNG\r\n\x1a\n" + b, st.binary(max_size=512)))
+def test_any_bytes_give_a_valid_input_or_a_declared_error(data: bytes) -> None:
+    try:
+        x = P.to_model_input(data)
+    except P.ImageError:
+        return
+    assert x.shape == (1, 784) and x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
