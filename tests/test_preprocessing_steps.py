@@ -258,4 +258,4 @@ def test_any_bytes_give_a_valid_input_or_a_declared_error(data: bytes) -> None:
         x = P.to_model_input(data)
     except P.ImageError:
         return
-    assert x.shape == (1, 784) and x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
+    assert x.shape == (1, 784) and x.dtype == np.float32 and x.min() >= 0.0 and x.max() <= 1.0
