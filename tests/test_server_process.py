@@ -1,0 +1,134 @@
+"""The real server process: start-up failures exit non-zero with one clear line; health answers while
+predictions run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_app(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    command = list(argv) or [sys.executable, "-m", "app"]
+    return subprocess.run(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "PORT": str(free_port()), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_missing_model_exits_with_one_line(tmp_path: Path) -> None:
+    result = run_app({"MNIST_MODEL_PATH": str(tmp_path / "absent.keras")})
+    assert result.returncode != 0
+    assert (
+        result.stderr.strip().count("\n") == 0 and "absent.keras" in result.stderr and "does not exist" in result.stderr
+    )
+
+
+def test_modified_model_exits_with_one_line(tmp_path: Path) -> None:
+    model = tmp_path / "m.keras"
+    model.write_bytes((ROOT / "models" / "mnist-mlp.keras").read_bytes() + b"tampered")
+    (tmp_path / "m.json").write_text((ROOT / "models" / "mnist-mlp.json").read_text())
+    result = run_app({"MNIST_MODEL_PATH": str(model)})
+    assert result.returncode != 0 and "sha256" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_corrupt_model_fails_startup_under_uvicorn_too(tmp_path: Path) -> None:
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"this is not a keras file")
+    (tmp_path / "m.json").write_text("{}")
+    env = {"MNIST_MODEL_PATH": str(model), "MNIST_VERIFY_MODEL_SHA256": "false"}
+    result = run_app(env, sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(free_port()))
+    assert result.returncode != 0
+    assert "could not be loaded by Keras" in result.stderr and "m.keras" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "MNIST_LOG_LEVEL": "warning"}
+    process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the server did not become ready in 60 s")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_health_answers_while_big_predictions_run(server: str) -> None:
+    """A batch of big photos keeps the workers busy for a while; /healthz must answer meanwhile."""
+    import numpy as np
+
+    from tests.realistic import make_upload
+
+    with np.load(ROOT / "tests" / "data" / "mnist-sample.npz") as sample:
+        digits = sample["x"][:16]
+    rng = np.random.default_rng(0)
+    files = [("files", (f"{i}.jpg", make_upload("phone_photo", d, rng), "image/jpeg")) for i, d in enumerate(digits)]
+    finished: list[float] = []
+
+    def post_batch() -> None:
+        response = httpx.post(f"{server}/v1/predict/batch", files=files, timeout=120)
+        assert response.status_code == 200
+        finished.append(time.perf_counter())
+
+    worker = threading.Thread(target=post_batch)
+    worker.start()
+    time.sleep(0.05)
+    health_times = []
+    while worker.is_alive() and len(health_times) < 20:
+        started = time.perf_counter()
+        assert httpx.get(f"{server}/healthz", timeout=10).status_code == 200
+        health_times.append(time.perf_counter() - started)
+    worker.join()
+    assert finished, "the batch request failed"
+    assert health_times, "the batch finished before any health check could be made"
+    assert min(health_times) < 1.0
+
+
+def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app"], cwd=ROOT, env={**os.environ, "PORT": str(port)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    for _ in range(600):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.terminate()
+    output, _ = process.communicate(timeout=30)
+    # uvicorn finishes its graceful shutdown, then re-raises the signal it caught: exit 0 or -SIGTERM
+    assert process.returncode in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete" in output and "Finished server process" in output
