@@ -28,11 +28,10 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClassifierDep = Annotated[Classifier, Depends(get_classifier)]
 
 
-async def get_batcher(request: Request) -> Batcher:
-    batcher: Batcher | None = getattr(request.app.state, "batcher", None)
+def serving_state(request: Request) -> tuple[Batcher, Settings]:
+    """The batcher and settings of the prediction routes, read directly: on the hot path FastAPI's
+    dependency resolution costs more than the lookup itself."""
+    batcher: Batcher | None = request.app.state.batcher
     if batcher is None:
         raise ApiError(503, "not_ready", "The model is not loaded yet; retry shortly.", {"Retry-After": "1"})
-    return batcher
-
-
-BatcherDep = Annotated[Batcher, Depends(get_batcher)]
+    return batcher, request.app.state.settings
