@@ -15,6 +15,7 @@ from PIL import Image
 from app.config import Settings
 from app.inference import Classifier
 from app.main import create_app
+from app.schemas import BatchPrediction, Prediction
 from training.data import flatten_and_scale
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,7 @@ def client(classifier: Classifier) -> Iterator[TestClient]:
 
 
 def assert_prediction(body: dict[str, object]) -> None:
+    Prediction.model_validate(body)  # the documented schema
     probabilities = body["probabilities"]
     assert isinstance(probabilities, list) and len(probabilities) == 10
     assert abs(sum(probabilities) - 1.0) < 1e-4
@@ -94,7 +96,7 @@ def test_batch_keeps_upload_order(
     files = [("files", (f"d{i}.png", png(x[i]), "image/png")) for i in range(8)]
     response = client.post("/v1/predict/batch", files=files)
     assert response.status_code == 200, response.text
-    predictions = response.json()["predictions"]
+    predictions = BatchPrediction.model_validate(response.json()).model_dump()["predictions"]
     expected = classifier.predict_proba(flatten_and_scale(x[:8])).argmax(axis=1)
     assert [p["digit"] for p in predictions] == expected.tolist()
 
