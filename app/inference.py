@@ -102,8 +102,8 @@ class Classifier:
 
     @property
     def version(self) -> str:
-        """The model's version: when it was trained (UTC), from its metadata."""
-        return str(self.metadata.get("created_at", "unknown"))
+        """The model's version: the first 12 hex digits of the file's sha256 (content-addressed, URL-safe)."""
+        return self.sha256[:12]
 
     def _check_against(self, model: Any) -> None:
         """Warm up, and prove the numpy path equals Keras's own answer on probe inputs."""

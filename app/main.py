@@ -15,7 +15,7 @@ from app.errors import install_error_handlers
 from app.inference import Classifier, ModelLoadError
 from app.limits import BodyLimitMiddleware
 from app.observability import RequestContextMiddleware, configure_logging, observe_inference, set_model_info
-from app.routes import docs, health, predict
+from app.routes import docs, health, predict, v2
 
 log = logging.getLogger("app")
 
@@ -67,11 +67,14 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware,
-        limit_for=lambda path: settings.max_batch_body_bytes if path.endswith("/batch") else settings.max_body_bytes,
+        limit_for=lambda path: (
+            settings.max_batch_body_bytes if path.endswith(("/batch", "/infer")) else settings.max_body_bytes
+        ),
     )
     app.add_middleware(RequestContextMiddleware)  # added last: outermost, so it sees every response
     app.include_router(predict.router)
     app.include_router(health.router)
+    v2.install_v2(app)
     docs.install_docs(app)
     return app
 

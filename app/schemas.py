@@ -95,3 +95,87 @@ class Status(BaseModel):
     """Health and readiness."""
 
     status: str = Field(examples=["ok"])
+
+
+# Open Inference Protocol (v2) ---------------------------------------------------------------------
+
+
+class V2Error(BaseModel):
+    """Every /v2 error, as the protocol defines it."""
+
+    error: str = Field(examples=["Input 'pixels' has shape [1, 783]; expected [N, 784] or [N, 28, 28]."])
+
+
+class V2ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class V2ModelReady(BaseModel):
+    name: str
+    ready: bool
+
+
+class V2Tensor(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class V2Metadata(BaseModel):
+    """The model's metadata: its versions, platform, inputs and outputs (-1 is the batch dimension)."""
+
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[V2Tensor]
+    outputs: list[V2Tensor]
+
+
+_V2_INPUT = {
+    "type": "object",
+    "required": ["name", "shape", "datatype"],
+    "properties": {
+        "name": {"type": "string", "enum": ["pixels", "image"]},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "datatype": {"type": "string", "enum": ["FP32", "UINT8", "BYTES"]},
+        "parameters": {"type": "object"},
+        "data": {"type": "array", "items": {}},
+    },
+}
+V2_INFER_REQUEST: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["inputs"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "parameters": {"type": "object"},
+                        "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": _V2_INPUT},
+                        "outputs": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
+                            },
+                        },
+                    },
+                },
+                "example": {
+                    "id": "42",
+                    "inputs": [{"name": "pixels", "shape": [1, 784], "datatype": "FP32", "data": [0.0] * 784}],
+                    "outputs": [{"name": "probabilities"}],
+                },
+            },
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"},
+                "description": "Triton's binary tensor extension: a JSON header of Inference-Header-Content-Length bytes, then the tensors' raw bytes.",
+            },
+        },
+    }
+}
