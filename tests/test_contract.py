@@ -265,3 +265,16 @@ def test_http_accuracy_on_the_committed_sample_equals_in_process(
     agreement = float(np.mean(np.array(digits) == in_process))
     assert agreement >= 0.999, agreement
     assert abs(float(np.mean(np.array(digits) == y)) - float(np.mean(in_process == y))) <= 0.001
+
+
+def test_one_json_log_line_per_request(classifier: Classifier, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    with TestClient(create_app(Settings(), classifier)) as client:
+        capsys.readouterr()
+        client.post("/v1/predict", content=SEVEN, headers={"Content-Type": "image/png", "X-Request-ID": "log-test-1"})
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if "log-test-1" in line]
+    assert len(lines) == 1
+    entry = lines[0]
+    assert entry["route"] == "/v1/predict" and entry["status"] == 200 and entry["method"] == "POST"
+    assert entry["digit"] == 7 and 0 < entry["confidence"] <= 1 and entry["latency_ms"] > 0 and entry["time"]

@@ -132,3 +132,30 @@ def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
     # uvicorn finishes its graceful shutdown, then re-raises the signal it caught: exit 0 or -SIGTERM
     assert process.returncode in (0, -signal.SIGTERM), output
     assert "Application shutdown complete" in output and "Finished server process" in output
+
+
+def test_metrics_add_up_across_workers() -> None:
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "2", "MNIST_LOG_LEVEL": "warning"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(900):
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        time.sleep(3)  # let the second worker finish loading too
+        seven = (ROOT / "tests" / "data" / "seven.png").read_bytes()
+        for _ in range(12):  # new connections: the kernel spreads them over both workers
+            assert (
+                httpx.post(f"{url}/v1/predict", content=seven, headers={"Content-Type": "image/png"}).status_code == 200
+            )
+        text = httpx.get(f"{url}/metrics").text
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    counted = [line for line in text.splitlines() if line.startswith('mnist_predictions_total{digit="7"}')]
+    assert counted and float(counted[0].split()[-1]) == 12.0, counted
