@@ -15,7 +15,7 @@ from app.errors import install_error_handlers
 from app.inference import Classifier, ModelLoadError
 from app.limits import BodyLimitMiddleware
 from app.observability import RequestContextMiddleware, configure_logging, observe_inference, set_model_info
-from app.routes import docs, health, predict, v2
+from app.routes import demo, docs, health, predict, v2
 
 log = logging.getLogger("app")
 
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     app.include_router(health.router)
     v2.install_v2(app)
     docs.install_docs(app)
+    demo.install_demo(app)
     return app
 
 
