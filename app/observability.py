@@ -8,7 +8,6 @@ import os
 import re
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 disable_created_metrics()  # the *_created series only add noise to every counter and histogram
 access_log = logging.getLogger("app.access")
 REQUEST_ID_HEADER = "x-request-id"
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")  # anything else is replaced, never logged raw
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -76,13 +76,14 @@ class RequestContextMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        request_id = given if VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if given and VALID_REQUEST_ID.match(given) else os.urandom(16).hex()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         status = 500
@@ -102,8 +103,14 @@ class RequestContextMiddleware:
             IN_FLIGHT.dec()
             seconds = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
-            HTTP_LATENCY.labels(scope["method"], route).observe(seconds)
+            method = scope["method"] if scope["method"] in HTTP_METHODS else "other"  # bounded label values
+            key = (method, route, status)
+            if (children := self._children.get(key)) is None:  # labels() is slow-ish: resolve each once
+                children = self._children[key] = (
+                    HTTP_REQUESTS.labels(key[0], route, str(status)), HTTP_LATENCY.labels(key[0], route)
+                )
+            children[0].inc()
+            children[1].observe(seconds)
             if access_log.isEnabledFor(logging.INFO):
                 fields = {
                     "request_id": request_id,

@@ -149,6 +149,13 @@ def load(url: str, body: bytes, seconds: int, connections: int) -> Load:
     return runner(url, body, seconds, connections)
 
 
+def restart(python: str) -> float:
+    """Seconds from spawning `python -m app` to its first 200 on /readyz."""
+    server = Server("service", [python, "-m", "app"], "/readyz", {"MNIST_LOG_LEVEL": "warning"})
+    server.stop()
+    return server.ready_seconds
+
+
 def bare_keras() -> tuple[float, float]:
     """Seconds from spawn until a bare process has imported Keras and loaded the model; its RSS in MiB."""
     code = (
@@ -187,7 +194,6 @@ def main(argv: list[str] | None = None) -> int:
     floor.stop()
 
     service = Server("service /v1/predict", [PYTHON, "-m", "app"], "/readyz", {"MNIST_LOG_LEVEL": "warning"})
-    service_ready = service.ready_seconds
     service_load = measure(service, "/v1/predict", single)
     service.name = "service /v1/predict/batch"
     batch_load = measure(service, "/v1/predict/batch", batch)
@@ -198,7 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     tutorial_load = measure(tutorial, "/v1/predict", single)
     tutorial.stop()
 
-    bare_seconds, bare_rss = bare_keras()
+    # start-up: the median of 3 fresh starts of each, measured after the load runs, on a quiet machine
+    service_ready = float(np.median([restart(PYTHON) for _ in range(3)]))
+    bare_runs = [bare_keras() for _ in range(3)]
+    bare_seconds, bare_rss = float(np.median([r[0] for r in bare_runs])), float(np.median([r[1] for r in bare_runs]))
     figures = {
         "throughput vs floor": (service_load.requests_per_s / floor_load.requests_per_s, ">= 0.6"),
         "p99 latency vs floor": (service_load.p99_ms / floor_load.p99_ms, "<= 2"),
@@ -208,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory vs bare Keras process": (service_rss / bare_rss, "<= 1.2"),
     }
     print(f"\nbatch: {batch_load.requests_per_s * 64:,.0f} images/s (64 images a request)")
-    print(f"start-up: service {service_ready:.2f} s to /readyz, bare Keras import + load {bare_seconds:.2f} s")
+    print(f"start-up (median of 3): service {service_ready:.2f} s to /readyz, bare Keras import + load {bare_seconds:.2f} s")
     print(f"memory: service {service_rss:.0f} MiB RSS after load, bare Keras process {bare_rss:.0f} MiB")
     print("\nratio                                   measured   target")
     failed = 0
