@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,13 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import free_port, running_server
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_app(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
@@ -65,23 +60,8 @@ def test_corrupt_model_fails_startup_under_uvicorn_too(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "MNIST_LOG_LEVEL": "warning"}
-    process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the server did not become ready in 60 s")
+    with running_server() as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def test_health_answers_while_big_predictions_run(server: str) -> None:
@@ -134,28 +114,15 @@ def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
     assert "Application shutdown complete" in output and "Finished server process" in output
 
 
-def test_metrics_add_up_across_workers() -> None:
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "2", "MNIST_LOG_LEVEL": "warning"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(900):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+def test_metrics_add_up_across_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    seven = (ROOT / "tests" / "data" / "seven.png").read_bytes()
+    with running_server({"WEB_CONCURRENCY": "2"}) as url:
         time.sleep(3)  # let the second worker finish loading too
-        seven = (ROOT / "tests" / "data" / "seven.png").read_bytes()
         for _ in range(12):  # new connections: the kernel spreads them over both workers
             assert (
                 httpx.post(f"{url}/v1/predict", content=seven, headers={"Content-Type": "image/png"}).status_code == 200
             )
         text = httpx.get(f"{url}/metrics").text
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     counted = [line for line in text.splitlines() if line.startswith('mnist_predictions_total{digit="7"}')]
     assert counted and float(counted[0].split()[-1]) == 12.0, counted

@@ -4,15 +4,9 @@
 from __future__ import annotations
 
 import base64
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -20,6 +14,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.inference import Classifier
 from app.main import create_app
+from tests.conftest import running_server
 from training.data import flatten_and_scale
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,22 +137,8 @@ def test_unknown_model_version_and_bad_json(client: TestClient) -> None:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PORT": str(port), "MNIST_LOG_LEVEL": "warning"}
-    process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    with running_server() as url:
+        yield url.removeprefix("http://")
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
