@@ -278,3 +278,21 @@ def test_one_json_log_line_per_request(classifier: Classifier, capsys: pytest.Ca
     entry = lines[0]
     assert entry["route"] == "/v1/predict" and entry["status"] == 200 and entry["method"] == "POST"
     assert entry["digit"] == 7 and 0 < entry["confidence"] <= 1 and entry["latency_ms"] > 0 and entry["time"]
+
+
+@pytest.mark.skipif(
+    not os.environ.get("MNIST_NPZ"),
+    reason="MNIST_NPZ is not set: this test needs the full MNIST .npz (../shared/data/mnist.npz); .ci/run sets it",
+)
+def test_all_10000_test_digits_over_http_score_as_in_process(classifier: Classifier) -> None:
+    with np.load(os.environ["MNIST_NPZ"]) as data:
+        x, y = data["x_test"], data["y_test"]
+    in_process = float(np.mean(classifier.predict_proba(flatten_and_scale(x)).argmax(axis=1) == y))
+    digits: list[int] = []
+    with TestClient(create_app(Settings(), classifier)) as client:
+        for start in range(0, len(x), 64):
+            files = [("files", (f"{i}.png", png(x[i]), "image/png")) for i in range(start, min(start + 64, len(x)))]
+            digits += [p["digit"] for p in client.post("/v1/predict/batch", files=files).json()["predictions"]]
+    over_http = float(np.mean(np.array(digits) == y))
+    print(f"10,000 MNIST test digits: over HTTP {over_http:.4f}, in process {in_process:.4f}")
+    assert abs(over_http - in_process) <= 0.001
