@@ -10,13 +10,15 @@ import uvicorn
 
 from app.config import Settings
 from app.inference import ModelLoadError, check_model_files
+from app.security import ConfigError, load_api_keys
 
 
 def main() -> int:
     settings = Settings()
     try:  # fail in one line, before uvicorn starts, rather than with a traceback from every worker
         check_model_files(settings.model_path, settings.verify_model_sha256)
-    except ModelLoadError as exc:
+        load_api_keys(settings)
+    except (ModelLoadError, ConfigError) as exc:
         print(f"error: cannot serve: {exc}", file=sys.stderr)
         return 2
     workers = int(os.environ.get("WEB_CONCURRENCY", "1"))

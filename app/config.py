@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -33,5 +33,15 @@ class Settings(BaseSettings):
     verify_model_sha256: bool = Field(
         True, description="refuse to start when the model file's sha256 differs from its metadata"
     )
+    max_in_flight: int = Field(
+        256, ge=1, description="requests served at once; more get 503 + Retry-After (probes exempt)"
+    )
+    body_timeout_s: float = Field(30.0, gt=0, description="an upload that sends nothing for this long gets 408")
+    api_keys: SecretStr = Field(SecretStr(""), description="comma-separated API keys; empty: no keys needed")
+    api_keys_file: Path | None = Field(None, description="a file of API keys, one per line (e.g. a mounted secret)")
+    auth_scope: Literal["inference", "all"] = Field(
+        "inference", description="what keys protect: /v1 and /v2 inference only, or all but the health probes"
+    )
+    cors_origins: str = Field("", description="comma-separated origins allowed by CORS ('*' for any); empty: CORS off")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = Field("json", description="one JSON object per log line, or plain text")

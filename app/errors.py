@@ -34,6 +34,11 @@ class ApiError(Exception):
         self.status, self.code, self.detail, self.headers = status, code, detail, headers
 
 
+def error_content(path: str, detail: str, code: str) -> dict[str, object]:
+    """The error body: {"detail", "code"}, or {"error"} on the Open Inference Protocol's /v2 routes."""
+    return {"error": detail} if path.startswith("/v2/") else {"detail": detail, "code": code}
+
+
 def error_response(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": detail, "code": code}, status_code=status, headers=headers)
 
@@ -45,7 +50,8 @@ def image_error_status(exc: ImageError) -> int:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.detail, exc.headers)
+        content = error_content(request.url.path, exc.detail, exc.code)
+        return JSONResponse(content, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(ImageError)
     async def image_error(request: Request, exc: ImageError) -> JSONResponse:

@@ -1,13 +1,17 @@
-"""A request body cap enforced while the body streams in, before it sits in memory (pure ASGI middleware)."""
+"""Hard limits as pure ASGI middleware: a body cap enforced while the body streams in, an idle timeout
+for slow uploads, and a cap on requests in flight (503 + Retry-After rather than an unbounded queue)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import ApiError
+from app.errors import ApiError, error_content
+
+PROBES = ("/healthz", "/readyz", "/v2/health/")  # never refused: orchestrators must always reach them
 
 
 def too_large_detail(limit: int) -> str:
@@ -19,15 +23,41 @@ class BodyTooLarge(ApiError):
         super().__init__(413, "payload_too_large", too_large_detail(limit))
 
 
+class BodyTimeout(ApiError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, "request_timeout", f"The request body stalled: no data for {seconds:g} s.")
+
+
+async def send_json(send: Send, status: int, content: dict[str, object], headers: dict[str, str] | None = None) -> None:
+    """A complete JSON response, closing the connection (the unread body may still be arriving)."""
+    body = json.dumps(content).encode()
+    extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+                *extra,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class BodyLimitMiddleware:
-    """Answer 413 when Content-Length is over the limit, or when more bytes arrive than the limit allows.
+    """413 when Content-Length is over the limit, or as soon as more bytes arrive than the limit allows;
+    408 when the client sends nothing for `idle_timeout` seconds mid-body.
 
     `limit_for(path)` gives the cap of each route (batch uploads may carry more than single images).
     """
 
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int], idle_timeout: float = 30.0) -> None:
         self.app = app
         self.limit_for = limit_for
+        self.idle_timeout = idle_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -36,13 +66,16 @@ class BodyLimitMiddleware:
         limit = self.limit_for(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _send_413(send, limit)
+            await send_json(send, 413, error_content(scope["path"], too_large_detail(limit), "payload_too_large"))
             return
         received = 0
 
         async def limited_receive() -> Message:
             nonlocal received
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.idle_timeout)
+            except TimeoutError:
+                raise BodyTimeout(self.idle_timeout) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:  # a client that lied about Content-Length, or sent chunked
@@ -52,17 +85,24 @@ class BodyLimitMiddleware:
         await self.app(scope, limited_receive, send)
 
 
-async def _send_413(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": too_large_detail(limit), "code": "payload_too_large"}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+class ConcurrencyLimitMiddleware:
+    """Answer 503 with Retry-After when `max_in_flight` requests are already being served (probes exempt)."""
+
+    def __init__(self, app: ASGIApp, max_in_flight: int) -> None:
+        self.app = app
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(PROBES):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            detail = f"The server is at its limit of {self.max_in_flight} requests in flight; retry shortly."
+            await send_json(send, 503, error_content(scope["path"], detail, "overloaded"), {"Retry-After": "1"})
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1

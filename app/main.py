@@ -7,15 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from app.batching import Batcher
 from app.config import Settings
 from app.errors import install_error_handlers
 from app.inference import Classifier, ModelLoadError
-from app.limits import BodyLimitMiddleware
+from app.limits import BodyLimitMiddleware, ConcurrencyLimitMiddleware
 from app.observability import RequestContextMiddleware, configure_logging, observe_inference, set_model_info
 from app.routes import demo, docs, health, predict, v2
+from app.security import ApiKeyMiddleware, load_api_keys
 
 log = logging.getLogger("app")
 
@@ -65,13 +67,27 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     app.state.classifier = None
     app.state.batcher = None
     install_error_handlers(app)
+    # add_middleware wraps: the last added is the outermost. Outer to inner: request IDs, metrics and
+    # logs (they see every answer), CORS (preflights answered before auth), in-flight cap, API keys, body cap.
     app.add_middleware(
         BodyLimitMiddleware,
         limit_for=lambda path: (
             settings.max_batch_body_bytes if path.endswith(("/batch", "/infer")) else settings.max_body_bytes
         ),
+        idle_timeout=settings.body_timeout_s,
     )
-    app.add_middleware(RequestContextMiddleware)  # added last: outermost, so it sees every response
+    app.add_middleware(ApiKeyMiddleware, keys=load_api_keys(settings), scope=settings.auth_scope)
+    app.add_middleware(ConcurrencyLimitMiddleware, max_in_flight=settings.max_in_flight)
+    if settings.cors_origins:
+        origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Inference-Header-Content-Length"],
+        )
+    app.add_middleware(RequestContextMiddleware)
     app.include_router(predict.router)
     app.include_router(health.router)
     v2.install_v2(app)

@@ -107,7 +107,8 @@ class RequestContextMiddleware:
             key = (method, route, status)
             if (children := self._children.get(key)) is None:  # labels() is slow-ish: resolve each once
                 children = self._children[key] = (
-                    HTTP_REQUESTS.labels(key[0], route, str(status)), HTTP_LATENCY.labels(key[0], route)
+                    HTTP_REQUESTS.labels(key[0], route, str(status)),
+                    HTTP_LATENCY.labels(key[0], route),
                 )
             children[0].inc()
             children[1].observe(seconds)

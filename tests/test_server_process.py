@@ -126,3 +126,8 @@ def test_metrics_add_up_across_workers(monkeypatch: pytest.MonkeyPatch) -> None:
         text = httpx.get(f"{url}/metrics").text
     counted = [line for line in text.splitlines() if line.startswith('mnist_predictions_total{digit="7"}')]
     assert counted and float(counted[0].split()[-1]) == 12.0, counted
+
+
+def test_unreadable_api_keys_file_exits_with_one_line(tmp_path: Path) -> None:
+    result = run_app({"MNIST_API_KEYS_FILE": str(tmp_path / "absent-keys")})
+    assert result.returncode != 0 and "absent-keys" in result.stderr and "Traceback" not in result.stderr
