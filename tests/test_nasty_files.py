@@ -1,0 +1,116 @@
+"""A corpus of hostile files, generated here: each gets its documented status, and the server stays
+healthy afterwards. (Plain bad uploads are in test_contract.py; fuzzing in test_preprocessing_steps.py.)"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.config import Settings
+from app.inference import Classifier
+from app.main import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+SEVEN = (ROOT / "tests" / "data" / "seven.png").read_bytes()
+
+
+def chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height: a decompression bomb if anyone decoded it."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    rows = zlib.compress(b"\x00" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def corrupt_crc(png: bytes) -> bytes:
+    at = png.index(b"IDAT") + 4 + 2  # inside the IDAT data
+    return png[:at] + bytes([png[at] ^ 0xFF]) + png[at + 1 :]
+
+
+def huge_text_chunk() -> bytes:
+    """A valid PNG carrying 4 MB of text metadata before its pixels."""
+    data = SEVEN
+    at = data.index(b"IDAT") - 4
+    return data[:at] + chunk(b"tEXt", b"Comment\x00" + b"A" * 4_000_000) + data[at:]
+
+
+def digit_image() -> Image.Image:
+    with np.load(ROOT / "tests" / "data" / "mnist-sample.npz") as sample:
+        return Image.fromarray(sample["x"][0])
+
+
+def animated_gif() -> bytes:
+    first = digit_image()
+    return encode(first, "GIF", save_all=True, append_images=[Image.new("L", first.size, 128)] * 30)
+
+
+def multipage_tiff() -> bytes:
+    first = digit_image()
+    return encode(first, "TIFF", save_all=True, append_images=[Image.new("L", first.size, 0)] * 5)
+
+
+CORPUS = {
+    # name: (bytes, content type sent, expected status)
+    "bomb-png-50000x50000": (png_claiming(50_000, 50_000), "image/png", 413),
+    "bomb-png-100000x1000": (png_claiming(100_000, 1000), "image/png", 413),
+    "claims-100000x1-short-data": (png_claiming(100_000, 1), "image/png", 400),
+    "absurd-10000x1": (encode(Image.new("L", (10_000, 1), 255), "PNG"), "image/png", 422),
+    "corrupt-idat-crc": (corrupt_crc(SEVEN), "image/png", 400),
+    "truncated-jpeg": (encode(digit_image(), "JPEG")[:300], "image/jpeg", 400),
+    "truncated-gif": (encode(digit_image(), "GIF")[:60], "image/gif", 400),
+    "header-only-webp": (b"RIFF\x10\x00\x00\x00WEBPVP8 ", "image/webp", 400),
+    "huge-metadata-chunk": (huge_text_chunk(), "image/png", 200),
+    "animated-gif-31-frames": (animated_gif(), "image/gif", 200),
+    "multipage-tiff": (multipage_tiff(), "image/tiff", 200),
+    "png-sent-as-jpeg": (SEVEN, "image/jpeg", 200),
+    "png-sent-as-octet-stream": (SEVEN, "application/octet-stream", 200),
+    "svg-sent-as-png": (b'<svg xmlns="http://www.w3.org/2000/svg"><text>7</text></svg>', "image/png", 415),
+    "zip-sent-as-png": (b"PK\x03\x04" + b"\x00" * 100, "image/png", 400),
+    "utf16-text": ("seven".encode("utf-16"), "image/png", 400),
+    "nul-bytes": (b"\x00" * 4096, "image/png", 400),
+}
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    classifier = Classifier.load(ROOT / "models" / "mnist-mlp.keras")
+    with TestClient(create_app(Settings(max_pixels=40_000_000), classifier)) as c:
+        yield c
+
+
+@pytest.mark.parametrize("name", list(CORPUS))
+def test_hostile_file_gets_its_status(client: TestClient, name: str) -> None:
+    data, content_type, status = CORPUS[name]
+    raw = client.post("/v1/predict", content=data, headers={"Content-Type": content_type})
+    multipart = client.post("/v1/predict", files={"file": (f"{name}.png", data, content_type)})
+    for response in (raw, multipart):
+        assert response.status_code == status, (name, response.text[:300])
+        body = response.json()
+        assert ("digit" in body) if status == 200 else (body["code"] and body["detail"])
+    assert client.get("/healthz").status_code == 200
+
+
+def test_the_whole_corpus_in_one_batch_names_the_first_bad_file(client: TestClient) -> None:
+    files = [("files", ("ok.png", SEVEN, "image/png"))] + [
+        ("files", (f"{name}.bin", data, "application/octet-stream")) for name, (data, _, _) in CORPUS.items()
+    ]
+    response = client.post("/v1/predict/batch", files=files)
+    assert response.status_code == 413 and "File 1 ('bomb-png-50000x50000.bin')" in response.json()["detail"]
+    assert client.post("/v1/predict", content=SEVEN, headers={"Content-Type": "image/png"}).json()["digit"] == 7
