@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PRESET ?= default
 TRAIN_ARGS ?=
 
-.PHONY: venv serve test train evaluate lint format bench docker-smoke clean
+.PHONY: venv serve test train evaluate lint format bench soak docker-smoke clean
 
 venv: $(STAMP)
 
@@ -31,6 +31,9 @@ evaluate: venv  ## evaluate models/mnist-mlp.keras on the MNIST test set
 bench: venv  ## the service vs the HTTP floor and the tutorial code: req/s, p50/p99, ratios, start-up, memory
 	@command -v wrk >/dev/null || (apt-get install -y -qq wrk >/dev/null 2>&1 || echo "wrk unavailable: bench uses its Python load generator")
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+soak: venv  ## 16 clients for 60 s of valid, corrupt, oversized, bomb, slow, stalled and dropped uploads (127.0.0.1)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 docker-smoke:  ## hadolint, build the image, run it, check /readyz and a prediction, read-only run (podman)
 	deploy/container-smoke.sh

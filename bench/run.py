@@ -58,7 +58,9 @@ def digit_png(index: int = 0) -> bytes:
 def multipart(field: str, files: list[bytes]) -> bytes:
     parts = [
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{field}"; filename="d{i}.png"\r\n'
-        f"Content-Type: image/png\r\n\r\n".encode() + data + b"\r\n"
+        f"Content-Type: image/png\r\n\r\n".encode()
+        + data
+        + b"\r\n"
         for i, data in enumerate(files)
     ]
     return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
@@ -73,7 +75,9 @@ class Server:
         environment = {**os.environ, "PORT": str(self.port), "HOST": "127.0.0.1", **(env or {})}
         argv = [a.replace("{port}", str(self.port)) for a in argv]
         started = time.perf_counter()
-        self.process = subprocess.Popen(argv, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            argv, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = started + 120
         while time.perf_counter() < deadline:
             if self.process.poll() is not None:
@@ -179,7 +183,18 @@ def main(argv: list[str] | None = None) -> int:
         print("wrk not found (apt-get install wrk); using the slower Python load generator", file=sys.stderr)
     single = multipart("file", [digit_png()])
     batch = multipart("files", [digit_png(i) for i in range(64)])
-    uvicorn = [PYTHON, "-m", "uvicorn", "--port", "{port}", "--workers", "1", "--no-access-log", "--log-level", "warning"]
+    uvicorn = [
+        PYTHON,
+        "-m",
+        "uvicorn",
+        "--port",
+        "{port}",
+        "--workers",
+        "1",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     results: dict[str, object] = {}
 
     def measure(server: Server, path: str, body: bytes) -> Load:
@@ -217,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         "memory vs bare Keras process": (service_rss / bare_rss, "<= 1.2"),
     }
     print(f"\nbatch: {batch_load.requests_per_s * 64:,.0f} images/s (64 images a request)")
-    print(f"start-up (median of 3): service {service_ready:.2f} s to /readyz, bare Keras import + load {bare_seconds:.2f} s")
+    print(
+        f"start-up (median of 3): service {service_ready:.2f} s to /readyz, bare Keras import + load {bare_seconds:.2f} s"
+    )
     print(f"memory: service {service_rss:.0f} MiB RSS after load, bare Keras process {bare_rss:.0f} MiB")
     print("\nratio                                   measured   target")
     failed = 0

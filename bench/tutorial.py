@@ -22,4 +22,8 @@ async def predict(file: UploadFile) -> dict[str, object]:
     image = Image.open(io.BytesIO(await file.read())).convert("L").resize((28, 28))
     x = np.asarray(image, dtype=np.float32).reshape(1, 784) / 255.0
     probabilities = model.predict(x, verbose=0)[0]
-    return {"digit": int(probabilities.argmax()), "confidence": float(probabilities.max()), "probabilities": probabilities.tolist()}
+    return {
+        "digit": int(probabilities.argmax()),
+        "confidence": float(probabilities.max()),
+        "probabilities": probabilities.tolist(),
+    }
