@@ -37,6 +37,7 @@ class Settings(BaseSettings):
         256, ge=1, description="requests served at once; more get 503 + Retry-After (probes exempt)"
     )
     body_timeout_s: float = Field(30.0, gt=0, description="an upload that sends nothing for this long gets 408")
+    body_deadline_s: float = Field(120.0, gt=0, description="an upload whose body takes longer than this gets 408")
     api_keys: SecretStr = Field(SecretStr(""), description="comma-separated API keys; empty: no keys needed")
     api_keys_file: Path | None = Field(None, description="a file of API keys, one per line (e.g. a mounted secret)")
     auth_scope: Literal["inference", "all"] = Field(

@@ -24,8 +24,8 @@ class BodyTooLarge(ApiError):
 
 
 class BodyTimeout(ApiError):
-    def __init__(self, seconds: float) -> None:
-        super().__init__(408, "request_timeout", f"The request body stalled: no data for {seconds:g} s.")
+    def __init__(self, detail: str) -> None:
+        super().__init__(408, "request_timeout", detail)
 
 
 async def send_json(send: Send, status: int, content: dict[str, object], headers: dict[str, str] | None = None) -> None:
@@ -49,15 +49,19 @@ async def send_json(send: Send, status: int, content: dict[str, object], headers
 
 class BodyLimitMiddleware:
     """413 when Content-Length is over the limit, or as soon as more bytes arrive than the limit allows;
-    408 when the client sends nothing for `idle_timeout` seconds mid-body.
+    408 when the client sends nothing for `idle_timeout` seconds mid-body, or takes longer than
+    `total_timeout` for the whole body (a client trickling a byte now and then).
 
     `limit_for(path)` gives the cap of each route (batch uploads may carry more than single images).
     """
 
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int], idle_timeout: float = 30.0) -> None:
+    def __init__(
+        self, app: ASGIApp, limit_for: Callable[[str], int], idle_timeout: float = 30.0, total_timeout: float = 120.0
+    ) -> None:
         self.app = app
         self.limit_for = limit_for
         self.idle_timeout = idle_timeout
+        self.total_timeout = total_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,13 +73,17 @@ class BodyLimitMiddleware:
             await send_json(send, 413, error_content(scope["path"], too_large_detail(limit), "payload_too_large"))
             return
         received = 0
+        deadline = asyncio.get_running_loop().time() + self.total_timeout
 
         async def limited_receive() -> Message:
             nonlocal received
+            left = deadline - asyncio.get_running_loop().time()
             try:
-                message = await asyncio.wait_for(receive(), self.idle_timeout)
+                message = await asyncio.wait_for(receive(), max(0.0, min(self.idle_timeout, left)))
             except TimeoutError:
-                raise BodyTimeout(self.idle_timeout) from None
+                if left <= self.idle_timeout:
+                    raise BodyTimeout(f"The request body took over {self.total_timeout:g} s to arrive.") from None
+                raise BodyTimeout(f"The request body stalled: no data for {self.idle_timeout:g} s.") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:  # a client that lied about Content-Length, or sent chunked

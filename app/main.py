@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
             settings.max_batch_body_bytes if path.endswith(("/batch", "/infer")) else settings.max_body_bytes
         ),
         idle_timeout=settings.body_timeout_s,
+        total_timeout=settings.body_deadline_s,
     )
     app.add_middleware(ApiKeyMiddleware, keys=load_api_keys(settings), scope=settings.auth_scope)
     app.add_middleware(ConcurrencyLimitMiddleware, max_in_flight=settings.max_in_flight)

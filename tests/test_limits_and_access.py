@@ -152,3 +152,33 @@ def test_a_stalled_upload_gets_408() -> None:
 
     response = asyncio.run(scenario())
     assert response.status_code == 408 and response.json()["code"] == "request_timeout"
+    assert "stalled" in response.json()["detail"]
+
+
+def test_a_trickling_upload_hits_the_deadline() -> None:
+    from starlette.requests import Request
+
+    from app.errors import ApiError
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        try:
+            await Request(scope, receive).body()  # type: ignore[arg-type]
+        except ApiError as exc:
+            body = json.dumps({"detail": exc.detail, "code": exc.code}).encode()
+            await send({"type": "http.response.start", "status": exc.status, "headers": []})  # type: ignore[operator]
+            await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
+
+    async def trickle() -> object:
+        for _ in range(40):  # a byte every 0.1 s: never idle for long, never done
+            yield b"x"
+            await asyncio.sleep(0.1)
+
+    limited = BodyLimitMiddleware(app, limit_for=lambda path: 1_000_000, idle_timeout=1.0, total_timeout=0.5)
+
+    async def scenario() -> httpx.Response:
+        transport = httpx.ASGITransport(app=limited)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.post("/v1/predict", content=trickle())
+
+    response = asyncio.run(scenario())
+    assert response.status_code == 408 and "took over 0.5 s" in response.json()["detail"]
