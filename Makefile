@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PRESET ?= default
 TRAIN_ARGS ?=
 
-.PHONY: venv serve test train evaluate lint format bench soak docker-smoke clean
+.PHONY: venv serve test browser-test train evaluate lint format bench soak docker-smoke clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,9 @@ serve: venv  ## serve the committed model on http://127.0.0.1:8000 (HOST, PORT, 
 
 test: venv  ## the test suite (set MNIST_NPZ=../shared/data/mnist.npz for the full-MNIST checks)
 	$(BIN)/python -m pytest
+
+browser-test: venv  ## only the headless-Chromium tests of the page and the docs (screenshots in artifacts/screenshots/)
+	$(BIN)/python -m pytest tests/test_browser.py
 
 train: venv  ## retrain models/mnist-mlp.keras (PRESET=default; TRAIN_ARGS="--data ../shared/data/mnist.npz")
 	$(BIN)/python -m training --preset $(PRESET) $(TRAIN_ARGS)
