@@ -68,7 +68,10 @@ def _load_npz(path: Path) -> Mnist:
     if path.is_dir():
         raise DataError(f"{path}: is a directory, not an MNIST .npz file.")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy file: one bare array
+            raise DataError(f"{path}: is a single .npy array, not an .npz archive holding {', '.join(KEYS)}.")
+        with loaded as npz:
             missing = [k for k in KEYS if k not in npz.files]
             if missing:
                 raise DataError(f"{path}: missing key(s) {', '.join(missing)}; an MNIST .npz holds {', '.join(KEYS)}.")
