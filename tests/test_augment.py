@@ -1,0 +1,97 @@
+"""training/augment.py: random affine augmentation keeps the digits' format, is reproducible, and is the identity at zero."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from training import augment
+from training.augment import random_affine
+from training.train import make_dataset
+
+SAMPLE = Path(__file__).resolve().parent / "data" / "mnist-sample.npz"
+
+
+@pytest.fixture(scope="module")
+def digits() -> np.ndarray:
+    """(32, 28, 28) float32 in [0, 1], as the input pipeline feeds random_affine."""
+    with np.load(SAMPLE) as sample:
+        return sample["x"][:32].astype(np.float32) / 255
+
+
+def run(images: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
+    return random_affine(tf.constant(images), tf.constant(seed, dtype=tf.int64)).numpy()
+
+
+def test_keeps_shape_dtype_and_range(digits: np.ndarray) -> None:
+    out = run(digits, (1, 2))
+    assert out.shape == digits.shape and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0 + 1e-6
+    # a moderate transform: the ink is neither lost off the edge nor multiplied
+    np.testing.assert_allclose(out.sum(axis=(1, 2)), digits.sum(axis=(1, 2)), rtol=0.35)
+
+
+def test_same_seed_same_output(digits: np.ndarray) -> None:
+    np.testing.assert_array_equal(run(digits, (3, 4)), run(digits, (3, 4)))
+
+
+def test_other_seeds_other_transforms(digits: np.ndarray) -> None:
+    a, b = run(digits, (3, 4)), run(digits, (3, 5))
+    assert np.abs(a - b).mean(axis=(1, 2)).min() > 1e-3, "every image moves differently"
+    assert np.abs(a - digits).mean(axis=(1, 2)).min() > 1e-3, "every image is transformed"
+    # and each image of a batch gets its own transform: the same digit twice comes out differently
+    twice = run(np.stack([digits[0], digits[0]]), (3, 4))
+    assert np.abs(twice[0] - twice[1]).mean() > 1e-3
+
+
+def test_zero_ranges_are_the_identity(digits: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MAX_ROTATION_DEG", "MAX_SCALE_DELTA", "MAX_SHEAR", "MAX_SHIFT_PX"):
+        monkeypatch.setattr(augment, name, 0.0)
+    np.testing.assert_allclose(run(digits, (7, 8)), digits, atol=1e-6)
+
+
+def test_shift_only_moves_the_centre_of_mass_within_the_range(
+    digits: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("MAX_ROTATION_DEG", "MAX_SCALE_DELTA", "MAX_SHEAR"):
+        monkeypatch.setattr(augment, name, 0.0)
+    rows, cols = np.mgrid[0:28, 0:28]
+
+    def centre(images: np.ndarray) -> np.ndarray:
+        mass = images.sum(axis=(1, 2))
+        return np.stack([(images * rows).sum(axis=(1, 2)) / mass, (images * cols).sum(axis=(1, 2)) / mass], axis=1)
+
+    moved = np.abs(centre(run(digits, (9, 9))) - centre(digits))
+    assert moved.max() <= augment.MAX_SHIFT_PX + 0.1
+    assert moved.max() > 0.5
+
+
+def test_augmenting_pipeline_yields_model_batches(digits: np.ndarray) -> None:
+    x = (digits[:20] * 255).astype(np.uint8)
+    y = np.arange(20) % 10
+    batches = list(make_dataset(x, y, batch_size=8, seed=5, augment=True).as_numpy_iterator())
+    assert [len(images) for images, _ in batches] == [8, 8, 4]
+    images, labels = batches[0]
+    assert images.shape == (8, 784) and images.dtype == np.float32
+    assert images.min() >= 0 and images.max() <= 1 + 1e-6
+    assert labels.shape == (8, 10) and (labels.sum(axis=1) == 1).all()
+    again = list(make_dataset(x, y, batch_size=8, seed=5, augment=True).as_numpy_iterator())
+    for (a, la), (b, lb) in zip(batches, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(la, lb)
+
+
+def test_pipeline_keeps_each_image_with_its_label(digits: np.ndarray) -> None:
+    x = (digits * 255).astype(np.uint8)
+    y = np.arange(len(x)) % 10
+    seen = 0
+    for images, labels in make_dataset(x, y, batch_size=7, seed=1, augment=False).as_numpy_iterator():
+        for image, label in zip(images, labels, strict=True):
+            index = int(np.argmin(np.abs(x.reshape(len(x), 784) / 255 - image).sum(axis=1)))
+            np.testing.assert_array_equal(image, x[index].reshape(784).astype(np.float32) / 255)
+            assert int(label.argmax()) == y[index]
+            seen += 1
+    assert seen == len(x)
