@@ -156,7 +156,7 @@ def train(args: argparse.Namespace, data: Mnist, tmp_paths: list[Path]) -> dict[
         "architecture": serving.name,
         "input": {"name": serving.inputs[0].name, "shape": [-1, 784], "dtype": "float32", "range": [0.0, 1.0]},
         "output": {
-            "name": serving.outputs[0].name,
+            "name": serving.output_names[0],  # the output layer's; the tensor's name changes with every build
             "shape": [-1, 10],
             "dtype": "float32",
             "meaning": "softmax probabilities, index = digit",

@@ -1,0 +1,256 @@
+"""training/train.py and training/evaluate.py end to end on a small subset of MNIST (a few seconds, never the full model)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from training.data import array_sha256, load_mnist, sha256_file
+from training.evaluate import evaluate
+from training.evaluate import main as evaluate_main
+from training.train import main as train_main
+
+SAMPLE = Path(__file__).resolve().parent / "data" / "mnist-sample.npz"
+TRAIN, TEST, VALIDATION = 600, 200, 100
+METADATA_KEYS = {  # every field train.py writes
+    "name",
+    "preset",
+    "description",
+    "architecture",
+    "input",
+    "output",
+    "parameters",
+    "hyperparameters",
+    "seed",
+    "epochs_run",
+    "best_epoch",
+    "train_seconds",
+    "metrics",
+    "test_per_class_accuracy",
+    "test_confusion_matrix",
+    "history",
+    "data",
+    "sha256",
+    "file",
+    "versions",
+    "created_at",
+}
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """600 training and 200 test images of the committed sample, as an MNIST .npz."""
+    with np.load(SAMPLE) as sample:
+        x, y = sample["x"], sample["y"]
+    path = tmp_path_factory.mktemp("data") / "mnist-small.npz"
+    np.savez(path, x_train=x[:TRAIN], y_train=y[:TRAIN], x_test=x[TRAIN : TRAIN + TEST], y_test=y[TRAIN : TRAIN + TEST])
+    return path
+
+
+def argv(data: Path, out: Path, *extra: str) -> list[str]:
+    """The default preset (augmentation, dropout, warm-up, early stopping) for 2 short epochs."""
+    common = ["--preset", "default", "--epochs", "2", "--validation-size", str(VALIDATION), "--quiet"]
+    return [*common, "--data", str(data), "--out", str(out), *extra]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, data_file: Path) -> tuple[Path, dict[str, Any], str]:
+    """One training run: the model path, its metadata and what main() printed."""
+    out = tmp_path_factory.mktemp("run") / "m.keras"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert train_main(argv(data_file, out)) == 0
+    return out, json.loads(out.with_suffix(".json").read_text()), stdout.getvalue()
+
+
+def weights(path: Path) -> list[np.ndarray]:
+    return keras.saving.load_model(path, compile=False).get_weights()
+
+
+def test_writes_the_model_its_metadata_and_plots(trained: tuple[Path, dict[str, Any], str]) -> None:
+    model, _, stdout = trained
+    assert sorted(p.name for p in model.parent.iterdir()) == ["m.confusion.png", "m.curves.png", "m.json", "m.keras"]
+    for plot in ("m.curves.png", "m.confusion.png"):
+        with Image.open(model.parent / plot) as image:
+            assert image.format == "PNG" and image.width > 300 and image.height > 300
+    assert stdout.startswith(f"saved {model} (1,276,810 parameters, 2 epochs") and "test accuracy" in stdout
+
+
+def test_metadata_has_every_field(trained: tuple[Path, dict[str, Any], str], data_file: Path) -> None:
+    _, meta, _ = trained
+    assert set(meta) == METADATA_KEYS
+    assert meta["name"] == "mnist-mlp" and meta["preset"] == "default" and meta["architecture"] == "mlp_default"
+    assert meta["file"] == "m.keras" and meta["seed"] == 42 and meta["parameters"] == 1_276_810
+    assert meta["input"] == {"name": "pixels", "shape": [-1, 784], "dtype": "float32", "range": [0.0, 1.0]}
+    assert meta["output"]["name"] == "probabilities" and meta["output"]["shape"] == [-1, 10]
+    hyper = meta["hyperparameters"]
+    assert hyper["epochs_max"] == 2 and hyper["batch_size"] == 128 and hyper["validation_size"] == VALIDATION
+    assert hyper["augment"] is True and hyper["label_smoothing"] == 0.05
+    assert meta["epochs_run"] == 2 and meta["best_epoch"] in (1, 2) and meta["train_seconds"] >= 0
+    assert {split: m["count"] for split, m in meta["metrics"].items()} == {
+        "train": TRAIN - VALIDATION,
+        "validation": VALIDATION,
+        "test": TEST,
+    }
+    for split in meta["metrics"].values():
+        assert 0 <= split["accuracy"] <= 1 and split["loss"] > 0
+    assert set(meta["history"]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(len(values) == 2 for values in meta["history"].values())
+    confusion = np.array(meta["test_confusion_matrix"])
+    assert confusion.shape == (10, 10) and confusion.sum() == TEST
+    assert np.trace(confusion) / TEST == pytest.approx(meta["metrics"]["test"]["accuracy"], abs=1e-6)
+    assert set(meta["test_per_class_accuracy"]) == {str(d) for d in range(10)}
+    data = load_mnist(data_file)
+    assert meta["data"] == {
+        "source": str(data_file),
+        "sha256": {k: array_sha256(getattr(data, k)) for k in ("x_train", "y_train", "x_test", "y_test")},
+    }
+    assert {"python", "tensorflow", "keras", "numpy"} == set(meta["versions"])
+    assert meta["versions"]["keras"] == keras.__version__ and meta["created_at"].endswith("+00:00")
+
+
+def test_sha256_in_the_metadata_is_the_files(trained: tuple[Path, dict[str, Any], str]) -> None:
+    model, meta, _ = trained
+    assert meta["sha256"] == sha256_file(model)
+
+
+def test_saved_model_loads_without_an_optimizer(trained: tuple[Path, dict[str, Any], str], data_file: Path) -> None:
+    path, meta, _ = trained
+    model = keras.saving.load_model(path)
+    assert getattr(model, "optimizer", None) is None, "the file holds no optimizer state"
+    assert model.count_params() == meta["parameters"]
+    assert tuple(model.inputs[0].shape) == (None, 784) and tuple(model.outputs[0].shape) == (None, 10)
+    # evaluating the file reproduces the metrics recorded at training time exactly
+    data = load_mnist(data_file)
+    report = evaluate(path, data.x_test, data.y_test)
+    assert round(report["accuracy"], 6) == meta["metrics"]["test"]["accuracy"]
+    assert report["confusion_matrix"] == meta["test_confusion_matrix"]
+    assert report["per_class_accuracy"] == meta["test_per_class_accuracy"]
+
+
+def test_same_seed_same_model(trained: tuple[Path, dict[str, Any], str], data_file: Path, tmp_path: Path) -> None:
+    first, meta, _ = trained
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert train_main(argv(data_file, tmp_path / "again.keras")) == 0
+    for a, b in zip(weights(first), weights(tmp_path / "again.keras"), strict=True):
+        np.testing.assert_array_equal(a, b)
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["metrics"] == meta["metrics"] and again["history"] == meta["history"]
+
+
+def test_other_seed_other_model(data_file: Path, tmp_path: Path) -> None:
+    quick = ["--preset", "logreg", "--epochs", "1", "--validation-size", "100", "--quiet", "--data", str(data_file)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        for seed in ("1", "2"):
+            assert train_main([*quick, "--seed", seed, "--out", str(tmp_path / f"seed{seed}.keras")]) == 0
+    a, b = weights(tmp_path / "seed1.keras"), weights(tmp_path / "seed2.keras")
+    assert not np.array_equal(a[0], b[0])
+
+
+def write_bad(path: Path, kind: str) -> Path:
+    if kind == "text":
+        path.write_text("this is not an npz\n")
+    elif kind == "dtype":  # float64 images
+        x, y = np.zeros((5, 28, 28)), np.zeros(5, np.uint8)
+        np.savez(path, x_train=x, y_train=y, x_test=x, y_test=y)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["absent", "text", "dtype"])
+def test_bad_data_is_one_line_exit_2_and_writes_nothing(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_bad(tmp_path / "bad.npz", kind)
+    out = tmp_path / "out" / "m.keras"
+    assert train_main(["--data", str(data), "--out", str(out), "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"error: {data}: ") and captured.err.count("\n") == 1
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert not out.parent.exists()
+
+
+def test_validation_set_bigger_than_the_training_set(
+    data_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out" / "m.keras"
+    assert train_main(["--data", str(data_file), "--out", str(out), "--validation-size", str(TRAIN), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--validation-size 600 must be between 1 and 599" in err
+    assert not out.parent.exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--out", "model.h5"], ["--epochs", "0"], ["--batch-size", "-1"], ["--preset", "resnet"]],
+    ids=["out-suffix", "epochs", "batch-size", "preset"],
+)
+def test_bad_arguments_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        train_main(args)
+    assert exit_.value.code == 2 and "error:" in capsys.readouterr().err
+
+
+def interrupt(*args: object, **kwargs: object) -> None:
+    raise KeyboardInterrupt
+
+
+class InterruptMidEpoch(keras.callbacks.Callback):
+    """Stands in for EarlyStopping in the default preset and presses Ctrl-C in the middle of the first epoch."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__()
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if batch == 1:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("when", ["before-training", "during-fit", "while-writing"])
+def test_ctrl_c_returns_130_and_leaves_nothing(
+    when: str, data_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if when == "before-training":
+        monkeypatch.setattr("training.train.make_dataset", interrupt)
+    elif when == "during-fit":
+        monkeypatch.setattr(keras.callbacks, "EarlyStopping", InterruptMidEpoch)
+    else:  # the model and the curves are already in their temporary files
+        monkeypatch.setattr("training.plots.plot_confusion", interrupt)
+    out = tmp_path / "m.keras"
+    # an earlier model in the same place stays as it was
+    out.write_bytes(b"the previous model")
+    out.with_suffix(".json").write_text("{}")
+    assert train_main(argv(data_file, out)) == 130
+    assert "interrupted: nothing was written." in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.keras"]
+    assert out.read_bytes() == b"the previous model" and out.with_suffix(".json").read_text() == "{}"
+
+
+def test_evaluate_prints_the_accuracy(
+    trained: tuple[Path, dict[str, Any], str], data_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, meta, _ = trained
+    assert evaluate_main(["--model", str(model), "--data", str(data_file)]) == 0
+    out = capsys.readouterr().out
+    assert f"accuracy: {meta['metrics']['test']['accuracy']:.4%}" in out
+    assert f"(test split, {TEST} images)" in out and "confusion matrix" in out
+    assert evaluate_main(["--model", str(model), "--data", str(data_file), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["count"] == TEST and report["confusion_matrix"] == meta["test_confusion_matrix"]
+
+
+def test_evaluate_errors_are_one_line(tmp_path: Path, data_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert evaluate_main(["--model", str(tmp_path / "absent.keras"), "--data", str(data_file)]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'absent.keras'}: no such model file.\n"
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"")
+    assert evaluate_main(["--model", str(model), "--data", str(tmp_path / "absent.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "absent.npz: no such file" in err and err.count("\n") == 1
