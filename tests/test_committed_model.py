@@ -1,0 +1,77 @@
+"""The committed model, models/mnist-mlp.keras: it is the file its metadata describes, and it scores what it claims."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from training.data import array_sha256, load_mnist, sha256_file
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+MODEL = MODELS / "mnist-mlp.keras"
+METADATA = MODEL.with_suffix(".json")
+SAMPLE = Path(__file__).resolve().parent / "data" / "mnist-sample.npz"
+
+pytestmark = pytest.mark.skipif(
+    not MODEL.exists(), reason=f"{MODEL} is absent: no model is committed yet (train one with `make train`)"
+)
+NEEDS_MNIST = pytest.mark.skipif(
+    not os.environ.get("MNIST_NPZ"),
+    reason="MNIST_NPZ is not set: this test needs the full MNIST .npz (../shared/data/mnist.npz); .ci/run sets it",
+)
+
+
+@pytest.fixture(scope="module")
+def meta() -> dict[str, Any]:
+    return json.loads(METADATA.read_text())
+
+
+def test_metadata_describes_this_file(meta: dict[str, Any]) -> None:
+    assert meta["sha256"] == sha256_file(MODEL), "the model changed without its metadata (or the other way round)"
+    assert meta["file"] == MODEL.name and meta["name"] == "mnist-mlp"
+    for plot in ("curves", "confusion"):
+        assert (MODELS / f"mnist-mlp.{plot}.png").is_file()
+
+
+def test_claims_at_least_99_percent(meta: dict[str, Any]) -> None:
+    test = meta["metrics"]["test"]
+    assert test["count"] == 10_000 and test["accuracy"] >= 0.99
+    assert np.trace(np.array(meta["test_confusion_matrix"])) == round(test["accuracy"] * 10_000)
+
+
+def test_loads_as_the_preset_it_names(meta: dict[str, Any]) -> None:
+    import keras
+
+    from training.models import PRESETS
+
+    model = keras.saving.load_model(MODEL)
+    assert getattr(model, "optimizer", None) is None
+    assert tuple(model.inputs[0].shape) == (None, 784) and tuple(model.outputs[0].shape) == (None, 10)
+    assert model.count_params() == meta["parameters"] == PRESETS[meta["preset"]].build().count_params()
+    assert model.name == meta["architecture"]
+
+
+def test_scores_on_the_committed_sample() -> None:
+    """The first 1000 MNIST test digits; no full MNIST needed."""
+    from training.evaluate import evaluate
+
+    with np.load(SAMPLE) as sample:
+        x, y = sample["x"], sample["y"]
+    assert evaluate(MODEL, x, y)["accuracy"] >= 0.99
+
+
+@NEEDS_MNIST
+def test_reproduces_its_test_accuracy_exactly(meta: dict[str, Any]) -> None:
+    from training.evaluate import evaluate
+
+    data = load_mnist(os.environ["MNIST_NPZ"])
+    assert meta["data"]["sha256"]["x_test"] == array_sha256(data.x_test), "other data than it was tested on"
+    assert meta["data"]["sha256"]["y_test"] == array_sha256(data.y_test)
+    report = evaluate(MODEL, data.x_test, data.y_test)
+    assert round(report["accuracy"], 6) == meta["metrics"]["test"]["accuracy"]
+    assert report["confusion_matrix"] == meta["test_confusion_matrix"]
