@@ -68,7 +68,7 @@ def test_health_answers_while_big_predictions_run(server: str) -> None:
     """A batch of big photos keeps the workers busy for a while; /healthz must answer meanwhile."""
     import numpy as np
 
-    from tests.realistic import make_upload
+    from tests.uploads import make_upload
 
     with np.load(ROOT / "tests" / "data" / "mnist-sample.npz") as sample:
         digits = sample["x"][:16]
