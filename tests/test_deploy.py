@@ -1,8 +1,11 @@
-"""Deployment files: the Kubernetes manifests validate offline against the Kubernetes schemas, and the
-probes, ports and image agree with what the app and the Dockerfile really serve."""
+"""Deployment files, offline: every Kubernetes manifest validates against the Kubernetes schemas, and the
+probes, ports, user, settings and files agree with what the app and the Dockerfile really serve.
+(`make docker-smoke` proves the image itself; this needs no container engine and no model.)"""
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -10,78 +13,239 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 
 from app.main import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
-K8S = sorted((ROOT / "deploy" / "k8s").glob("*.yaml"))
-KSERVE = {p.stem: yaml.safe_load(p.read_text()) for p in (ROOT / "deploy" / "kserve").glob("*.yaml")}
+K8S = ROOT / "deploy" / "k8s"
+MANIFESTS = sorted(K8S.glob("*.yaml"))
+KSERVE = sorted((K8S / "kserve").glob("*.yaml"))
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
+# the oldest Kubernetes still in common support and the newest whose schemas kubernetes-validate ships
+K8S_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 
 
-def load(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load((ROOT / "deploy" / "k8s" / name).read_text())
+def load(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(path.read_text())
     return document
 
 
+def by_kind(paths: list[Path]) -> dict[str, dict[str, Any]]:
+    return {doc["kind"]: doc for doc in map(load, paths)}
+
+
+RESOURCES = by_kind(MANIFESTS)
+KSERVE_RESOURCES = by_kind(KSERVE)
+POD = RESOURCES["Deployment"]["spec"]["template"]["spec"]
+CONTAINER = POD["containers"][0]
+RUNTIME = KSERVE_RESOURCES["ServingRuntime"]
+RUNTIME_CONTAINER = RUNTIME["spec"]["containers"][0]
+ISVC = KSERVE_RESOURCES["InferenceService"]
+
+
+def dockerfile_env() -> dict[str, str]:
+    """The final stage's ENV (one ENV instruction, `KEY=value` pairs, continued with backslashes)."""
+    final = DOCKERFILE.split("\nFROM ")[-1]
+    match = re.search(r"^ENV ((?:.*\\\n)*.*)$", final, re.MULTILINE)
+    assert match, "the final stage sets its environment with ENV"
+    return dict(pair.split("=", 1) for pair in match.group(1).replace("\\\n", " ").split())
+
+
+def dockerfile_instruction(name: str) -> str:
+    """The final stage's instruction `name`, its continuation lines joined."""
+    match = re.search(rf"^{name} ((?:.*\\\n)*.*)$", DOCKERFILE.split("\nFROM ")[-1], re.MULTILINE)
+    assert match, f"the final stage has {name}"
+    return re.sub(r"\\\n\s*", " ", match.group(1))
+
+
 def served_paths() -> set[str]:
-    """Every documented path the app serves (its OpenAPI schema; no model needed)."""
+    """The paths the app documents (its OpenAPI schema, built without loading the model)."""
     return set(create_app().openapi()["paths"])
 
 
-def image_port() -> int:
-    match = re.search(r"\bPORT=(\d+)", DOCKERFILE)
-    assert match, "the Dockerfile sets PORT"
-    return int(match.group(1))
+def probe_status(path: str) -> int:
+    """What a probe's GET gets from the app as it is before the model loads (no lifespan: no model)."""
+    return TestClient(create_app()).get(path).status_code
 
 
-@pytest.mark.parametrize("path", K8S, ids=lambda p: p.name)
-def test_manifest_is_valid_kubernetes(path: Path) -> None:
+def quantity(value: str | int) -> float:
+    """A Kubernetes quantity ("500m", "1", "768Mi", "1Gi") as a number; the schemas accept any string."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(m|Ki|Mi|Gi)?", str(value))
+    assert match, f"{value!r} is not a Kubernetes quantity"
+    scale = {None: 1, "m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}[match.group(2)]
+    return float(match.group(1)) * scale
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container.get("env", [])}
+
+
+# the KServe v1beta1 fields these manifests may use (KServe's API reference), to catch typos offline
+PREDICTOR_FIELDS = {"minReplicas", "maxReplicas", "scaleMetric", "scaleTarget", "containerConcurrency", "model"}
+MODEL_FIELDS = {"modelFormat", "runtime", "protocolVersion", "storageUri", "ports", "env", "resources"}
+IMAGE_ENV = dockerfile_env()
+IMAGE_PORT = int(IMAGE_ENV["PORT"])
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_manifest_is_valid_kubernetes(path: Path, version: str) -> None:
     for document in yaml.safe_load_all(path.read_text()):
-        kubernetes_validate.validate(document, "1.30.0", strict=True)
+        kubernetes_validate.validate(document, version, strict=True)  # offline: the schemas ship in the package
 
 
-def test_deployment_probes_and_port_match_the_app() -> None:
-    container = load("deployment.yaml")["spec"]["template"]["spec"]["containers"][0]
-    port = {p["name"]: p["containerPort"] for p in container["ports"]}["http"]
-    assert port == image_port() and f"EXPOSE {port}" in DOCKERFILE
-    paths = served_paths()
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"]["path"] in paths
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_kserve_runtime_pod_is_valid_kubernetes(version: str) -> None:
+    """KServe's resources have no schema offline, but the runtime's container and volumes are core/v1 types."""
+    spec = RUNTIME["spec"]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "runtime"},
+           "spec": {"containers": spec["containers"], "volumes": spec["volumes"]}}  # fmt: skip
+    kubernetes_validate.validate(pod, version, strict=True)
+    predictor = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "predictor"},
+                 "spec": {"containers": [{"name": "kserve-container", "image": "x", "ports": ISVC["spec"]["predictor"]["model"]["ports"]}]}}  # fmt: skip
+    kubernetes_validate.validate(predictor, version, strict=True)
 
 
-def test_deployment_is_locked_down() -> None:
-    pod = load("deployment.yaml")["spec"]["template"]["spec"]
-    container = pod["containers"][0]
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert str(pod["securityContext"]["runAsUser"]) in DOCKERFILE  # the image's own non-root user
+def test_inferenceservice_uses_only_known_kserve_fields() -> None:
+    """The v1beta1 fields we rely on (KServe's API reference); a typo would otherwise pass silently."""
+    assert ISVC["apiVersion"] == "serving.kserve.io/v1beta1" and RUNTIME["apiVersion"] == "serving.kserve.io/v1alpha1"
+    assert set(ISVC["spec"]) == {"predictor"}
+    predictor = ISVC["spec"]["predictor"]
+    assert set(predictor) <= PREDICTOR_FIELDS and set(predictor["model"]) <= MODEL_FIELDS
+    assert predictor["scaleMetric"] in {"cpu", "memory"}  # what the HPA autoscaler class accepts
+    assert ISVC["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "hpa"
+    assert ISVC["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] in {"RawDeployment", "Standard"}
+    assert set(RUNTIME["spec"]) <= {"supportedModelFormats", "protocolVersions", "containers", "volumes", "multiModel"}
+
+
+def test_probes_are_routes_the_app_serves() -> None:
+    assert CONTAINER["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert CONTAINER["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert CONTAINER["startupProbe"]["httpGet"]["path"] == "/readyz"
+    assert RUNTIME_CONTAINER["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert RUNTIME_CONTAINER["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    for container in (CONTAINER, RUNTIME_CONTAINER):
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            if probe in container:  # 200 or 503 (not ready): a route the app serves, not a 404
+                assert probe_status(container[probe]["httpGet"]["path"]) in (200, 503), f"{probe} is not served"
+    assert "/healthz'" in dockerfile_instruction("HEALTHCHECK") and probe_status("/healthz") == 200
+    annotations = RESOURCES["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert probe_status(annotations["prometheus.io/path"]) == 200
+    assert int(annotations["prometheus.io/port"]) == IMAGE_PORT
+
+
+def test_readiness_answers_503_before_the_model_is_loaded() -> None:
+    """What the readiness probes see while the model loads (no lifespan here: the model is not loaded)."""
+    client = TestClient(create_app())
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/v2/health/live").status_code == 200
+    assert client.get("/v2/health/ready").status_code == 503
+
+
+def test_ports_agree_everywhere() -> None:
+    assert dockerfile_instruction("EXPOSE") == str(IMAGE_PORT)
+    ports = {port["name"]: port["containerPort"] for port in CONTAINER["ports"]}
+    assert ports == {"http": IMAGE_PORT} and env_of(CONTAINER)["PORT"] == str(IMAGE_PORT)
+    service_ports = RESOURCES["Service"]["spec"]["ports"]
+    assert [port["targetPort"] for port in service_ports] == ["http"]
+    assert [port["containerPort"] for port in RUNTIME_CONTAINER["ports"]] == [IMAGE_PORT]
+    assert env_of(RUNTIME_CONTAINER)["PORT"] == str(IMAGE_PORT)
+    for container in (CONTAINER, RUNTIME_CONTAINER):
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            if probe in container:
+                assert container[probe]["httpGet"]["port"] in ("http", IMAGE_PORT)
+    assert [port["containerPort"] for port in ISVC["spec"]["predictor"]["model"]["ports"]] == [IMAGE_PORT]
+
+
+def test_image_runs_as_non_root_and_serves_on_all_interfaces() -> None:
+    user = dockerfile_instruction("USER")
+    uid, gid = (int(part) for part in user.split(":"))  # numeric: runAsNonRoot can check it
+    assert uid != 0 and gid != 0
+    assert IMAGE_ENV["HOST"] == "0.0.0.0" and IMAGE_ENV["WEB_CONCURRENCY"] == "1"
+    assert IMAGE_ENV["HOME"] == "/tmp"  # Keras's config dir: on the tmp volume, not the read-only root
+    assert json.loads(dockerfile_instruction("CMD")) == ["python", "-m", "app"]  # exec form: SIGTERM reaches it
+    pod_context = POD["securityContext"]
+    assert pod_context["runAsNonRoot"] is True
+    assert (pod_context["runAsUser"], pod_context["runAsGroup"]) == (uid, gid)
+    runtime_context = RUNTIME_CONTAINER["securityContext"]
+    assert (runtime_context["runAsUser"], runtime_context["runAsGroup"]) == (uid, gid)
+
+
+@pytest.mark.parametrize("container", [CONTAINER, RUNTIME_CONTAINER], ids=["deployment", "kserve-runtime"])
+def test_container_is_locked_down_with_only_tmp_writable(container: dict[str, Any]) -> None:
     context = container["securityContext"]
     assert context["readOnlyRootFilesystem"] is True and context["allowPrivilegeEscalation"] is False
-    assert context["capabilities"]["drop"] == ["ALL"]
-    assert {"mountPath": "/tmp", "name": "tmp"} in container["volumeMounts"]
-    assert container["resources"]["requests"]["memory"] and container["resources"]["limits"]["memory"]
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    volumes = POD["volumes"] if container is CONTAINER else RUNTIME["spec"]["volumes"]
+    assert [volume["name"] for volume in volumes] == ["tmp"] and "emptyDir" in volumes[0]
 
 
-def test_service_and_hpa_point_at_the_deployment() -> None:
-    deployment, service, hpa = load("deployment.yaml"), load("service.yaml"), load("hpa.yaml")
-    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
-    assert service["spec"]["ports"][0]["targetPort"] == "http"
-    assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+def test_kserve_runtime_matches_the_deployment() -> None:
+    """Same image, settings and resources: the two ways to deploy differ only in who routes and scales."""
+    assert RUNTIME_CONTAINER["image"] == CONTAINER["image"]
+    assert env_of(RUNTIME_CONTAINER) == env_of(CONTAINER)
+    assert RUNTIME_CONTAINER["resources"] == CONTAINER["resources"]
+    assert RUNTIME["spec"]["volumes"] == POD["volumes"]
 
 
-def test_kserve_runs_the_same_image_with_the_v2_protocol() -> None:
-    runtime, service = KSERVE["servingruntime"], KSERVE["inferenceservice"]
-    container = runtime["spec"]["containers"][0]
-    deployment = load("deployment.yaml")["spec"]["template"]["spec"]["containers"][0]
-    assert runtime["kind"] == "ServingRuntime" and service["kind"] == "InferenceService"
-    assert container["image"] == deployment["image"]
-    assert container["ports"][0]["containerPort"] == image_port()
-    assert "v2" in runtime["spec"]["protocolVersions"]
-    paths = served_paths()
-    assert {container["readinessProbe"]["httpGet"]["path"], container["livenessProbe"]["httpGet"]["path"]} <= paths
-    model = service["spec"]["predictor"]["model"]
-    assert model["runtime"] == runtime["metadata"]["name"] and model["protocolVersion"] == "v2"
-    assert model["modelFormat"]["name"] == runtime["spec"]["supportedModelFormats"][0]["name"] == "mnist-mlp"
-    assert "/v2/models/{model_name}/infer" in paths
+def test_kserve_serves_this_model_over_the_v2_protocol() -> None:
+    model = ISVC["spec"]["predictor"]["model"]
+    assert model["protocolVersion"] == "v2" and "v2" in RUNTIME["spec"]["protocolVersions"]
+    assert model["runtime"] == RUNTIME["metadata"]["name"]
+    assert model["modelFormat"]["name"] in {f["name"] for f in RUNTIME["spec"]["supportedModelFormats"]}
+    assert "/v2/models/{model_name}/infer" in served_paths()
+    # KServe clients call /v2/models/<InferenceService name>/...: the app knows that name (503: not loaded
+    # yet here), and refuses any other (404)
+    client = TestClient(create_app())
+    assert client.get(f"/v2/models/{ISVC['metadata']['name']}/ready").status_code == 503
+    assert client.get("/v2/models/not-this-model/ready").status_code == 404
+
+
+def test_resources_are_sized_and_scaled() -> None:
+    for container in (CONTAINER, RUNTIME_CONTAINER):
+        requests, limits = container["resources"]["requests"], container["resources"]["limits"]
+        assert set(requests) == set(limits) == {"cpu", "memory"}
+        assert all(quantity(requests[name]) <= quantity(limits[name]) for name in requests)
+        assert int(env_of(container)["MNIST_MAX_IN_FLIGHT"]) <= 16  # the memory limit is sized for 16 in flight
+    hpa = RESOURCES["HorizontalPodAutoscaler"]
+    deployment = RESOURCES["Deployment"]
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"]}
+    assert hpa["spec"]["scaleTargetRef"] == target
+    assert hpa["spec"]["minReplicas"] >= 2 and hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    labels = deployment["spec"]["selector"]["matchLabels"]
+    assert RESOURCES["Service"]["spec"]["selector"] == labels
+    assert RESOURCES["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"] == labels
+    assert deployment["spec"]["template"]["metadata"]["labels"] == labels
+    # the pod gets longer to stop than preStop's sleep plus uvicorn's graceful shutdown (10 s, app/__main__.py)
+    sleep = int(CONTAINER["lifecycle"]["preStop"]["exec"]["command"][1])
+    assert POD["terminationGracePeriodSeconds"] > sleep + 10
+
+
+def test_image_holds_every_training_module_the_app_imports() -> None:
+    """The image copies only training/__init__.py and training/data.py: the app must need no other."""
+    imported = set()
+    for source in (ROOT / "app").rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("training"):
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names if alias.name.startswith("training")}
+    copied = re.search(r"^COPY (training/.*) \./training/$", DOCKERFILE, re.MULTILINE)
+    assert copied, "the Dockerfile copies training modules into ./training/"
+    files = set(copied.group(1).split())
+    dockerignore = (ROOT / ".dockerignore").read_text().split()
+    for module in imported:
+        path = module.replace(".", "/") + ".py"
+        assert path in files and f"!{path}" in dockerignore, f"app imports {module}; the image lacks {path}"
+
+
+def test_compose_serves_on_8000_read_only() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    (service,) = compose["services"].values()
+    assert service["ports"] == [f"8000:{IMAGE_PORT}"]
+    assert service["read_only"] is True and service["tmpfs"] == ["/tmp"]
+    assert service["cap_drop"] == ["ALL"] and "no-new-privileges:true" in service["security_opt"]
+    assert service["environment"]["MNIST_MAX_IN_FLIGHT"] == env_of(CONTAINER)["MNIST_MAX_IN_FLIGHT"]
