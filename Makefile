@@ -41,6 +41,10 @@ soak: venv  ## 16 clients for 60 s of valid, corrupt, oversized, bomb, slow, sta
 docker-smoke:  ## hadolint, build the image, run it, check /readyz and a prediction, read-only run (podman)
 	deploy/container-smoke.sh
 
+.PHONY: k8s-check
+k8s-check: venv  ## validate deploy/k8s offline (Kubernetes schemas) and check probes, ports and user against the app and image
+	$(BIN)/python -m pytest tests/test_deploy.py
+
 lint: venv
 	$(BIN)/ruff check app training tests bench
 	$(BIN)/mypy app training
