@@ -78,14 +78,14 @@ print("unneeded in the image:", found) if found else print("no compiler, pip cac
 sys.exit(1 if found else 0)' || fail "the image holds files the service doesn't need"
 
 # Uploads for the load below, made by the image's own Pillow: the 7 at 6000x6000 (36 MP, the size class
-# MNIST_MAX_PIXELS allows), and at 720x720 with noise (~480 KB each: 64 of them make a 30 MiB batch).
+# MNIST_MAX_PIXELS allows), and at 900x900 with noise (485 KB: 64 of them make a 31 MB batch, near the cap).
 ctr run --rm -i --network none --no-healthcheck "$IMAGE" python -c '
 import io, sys, tarfile
 import numpy as np
 from PIL import Image
 seven = Image.open(io.BytesIO(sys.stdin.buffer.read())).convert("L")
-noise = np.random.default_rng(0).normal(0, 12, (720, 720))
-noisy = np.clip(np.asarray(seven.resize((720, 720), Image.BILINEAR), float) + noise, 0, 255).astype(np.uint8)
+noise = np.random.default_rng(0).normal(0, 12, (900, 900))
+noisy = np.clip(np.asarray(seven.resize((900, 900), Image.BILINEAR), float) + noise, 0, 255).astype(np.uint8)
 with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as tar:
     for name, image in (("big.png", seven.resize((6000, 6000), Image.NEAREST)), ("noisy.png", Image.fromarray(noisy))):
         data = io.BytesIO(); image.save(data, "PNG"); info = tarfile.TarInfo(name); info.size = data.tell()
@@ -170,7 +170,7 @@ expect_seven "36 MP upload" -F "file=@$SCRATCH/big.png" "$BASE/v1/predict"
 loaded=$(memory "$NAME")
 echo "after the mixed load: $loaded"
 
-t "burst: 32 clients at once, each a 64-image batch of ~30 MiB (the in-flight cap answers the rest with 503)"
+t "burst: 32 clients at once, each a 64-image batch of 31 MB (MNIST_MAX_IN_FLIGHT answers the rest with 503)"
 batch=()
 for _ in $(seq 64); do batch+=(-F "files=@$SCRATCH/noisy.png"); done
 seq 32 | xargs -P 32 -I{} curl -sS -o /dev/null -w '%{http_code}\n' "${batch[@]}" "$BASE/v1/predict/batch" >"$SCRATCH/burst" || true
@@ -210,7 +210,7 @@ image size                      $((size / 1000000)) MB
 ready after start               $ready s (1 worker), $ready2 s (2 workers)
 idle                            $idle
 after the mixed load            $loaded
-after the 30 MiB-batch burst    $burst
+after the 31 MB-batch burst     $burst
 2 workers, idle                 $two
 EOF
 t "PASS"

@@ -209,7 +209,7 @@ def test_resources_are_sized_and_scaled() -> None:
         requests, limits = container["resources"]["requests"], container["resources"]["limits"]
         assert set(requests) == set(limits) == {"cpu", "memory"}
         assert all(quantity(requests[name]) <= quantity(limits[name]) for name in requests)
-        assert int(env_of(container)["MNIST_MAX_IN_FLIGHT"]) <= 16  # the memory limit is sized for 16 in flight
+        assert int(env_of(container)["MNIST_MAX_IN_FLIGHT"]) <= 8  # the memory limit is sized for 8 in flight
     hpa = RESOURCES["HorizontalPodAutoscaler"]
     deployment = RESOURCES["Deployment"]
     target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"]}
