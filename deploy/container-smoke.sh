@@ -133,7 +133,7 @@ expect_seven() {  # LABEL CURL_ARGS...: a prediction of 7, over /v1 or /v2
 stop_gracefully() {  # NAME: SIGTERM; a clean exit (0, uvicorn's "Finished server process"), not a kill
   local stopped
   stopped=$(date +%s.%N)
-  ctr stop -t 30 "$1" >/dev/null
+  ctr stop -t 30 "$1" >/dev/null 2>"$SCRATCH/stop.err" || { cat "$SCRATCH/stop.err"; fail "could not stop $1"; }
   local seconds code
   seconds=$(since "$stopped")
   code=$(ctr inspect --format '{{.State.ExitCode}}' "$1")
