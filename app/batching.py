@@ -22,11 +22,13 @@ from app.preprocessing import ImageError, Mode, Preprocessed, preprocess
 
 @dataclass
 class Upload:
-    """One image of a request: its bytes (preprocessed by the worker) or an already preprocessed image."""
+    """One image of a request: its bytes (preprocessed by the worker), or the outcome of preprocessing
+    them already (an image or the error), which the worker reports in upload order."""
 
     data: bytes | None
     filename: str | None = None
     image: Preprocessed | None = None
+    error: ImageError | None = None
 
 
 @dataclass
@@ -121,6 +123,8 @@ class Batcher:
         """Preprocess the job's uploads; on the first bad one fail the job and return False."""
         for index, upload in enumerate(job.uploads):
             try:
+                if upload.error is not None:
+                    raise upload.error
                 image = upload.image or preprocess(upload.data or b"", job.mode, job.max_pixels)
             except ImageError as exc:
                 _settle(job, error=BatchError(index, upload.filename, exc))

@@ -36,11 +36,13 @@ class ApiError(Exception):
 
 def error_content(path: str, detail: str, code: str) -> dict[str, object]:
     """The error body: {"detail", "code"}, or {"error"} on the Open Inference Protocol's /v2 routes."""
-    return {"error": detail} if path.startswith("/v2/") else {"detail": detail, "code": code}
+    return {"error": detail} if path == "/v2" or path.startswith("/v2/") else {"detail": detail, "code": code}
 
 
-def error_response(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail, "code": code}, status_code=status, headers=headers)
+def error_response(
+    request: Request, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_content(request.url.path, detail, code), status_code=status, headers=headers)
 
 
 def image_error_status(exc: ImageError) -> int:
@@ -50,21 +52,21 @@ def image_error_status(exc: ImageError) -> int:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        content = error_content(request.url.path, exc.detail, exc.code)
-        return JSONResponse(content, status_code=exc.status, headers=exc.headers)
+        return error_response(request, exc.status, exc.code, exc.detail, exc.headers)
 
     @app.exception_handler(ImageError)
     async def image_error(request: Request, exc: ImageError) -> JSONResponse:
-        return error_response(image_error_status(exc), exc.code, str(exc))
+        return error_response(request, image_error_status(exc), exc.code, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         detail = f"Invalid request: {where}: {first.get('msg', 'invalid value')}." if where else "Invalid request."
-        return JSONResponse(
-            {"detail": detail, "code": "invalid_request", "errors": _jsonable(exc.errors())}, status_code=422
-        )
+        content = error_content(request.url.path, detail, "invalid_request")
+        if "code" in content:
+            content["errors"] = _jsonable(exc.errors())
+        return JSONResponse(content, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -72,12 +74,12 @@ def install_error_handlers(app: FastAPI) -> None:
         if not detail.endswith("."):
             detail += "."
         headers = dict(exc.headers) if exc.headers else None
-        return error_response(exc.status_code, STATUS_CODES.get(exc.status_code, "error"), detail, headers)
+        return error_response(request, exc.status_code, STATUS_CODES.get(exc.status_code, "error"), detail, headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "Internal server error; the request was logged.")
+        return error_response(request, 500, "internal_error", "Internal server error; the request was logged.")
 
 
 def _jsonable(errors: Any) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,10 @@ def check_model_files(path: Path, verify_sha256: bool = True) -> tuple[dict[str,
         raise ModelLoadError(
             f"model file {path} has sha256 {sha256}, but {metadata_path.name} records {metadata.get('sha256')}; "
             "the file was changed or corrupted (set MNIST_VERIFY_MODEL_SHA256=false to skip this check)."
+        )
+    if not zipfile.is_zipfile(path):
+        raise ModelLoadError(
+            f"model file {path} is not a .keras archive (a zip file): it is corrupt or not a Keras 3 model."
         )
     return metadata, sha256
 

@@ -9,7 +9,9 @@ decode -> apply_exif_orientation -> to_gray_and_alpha -> flatten_transparency ->
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -24,6 +26,7 @@ MODES: tuple[str, ...] = get_args(Mode)
 # Pillow format names we decode; everything else Pillow knows is refused with 415.
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "DIB", "WEBP", "TIFF")  # JPEG includes MPO (multi-picture phone JPEGs)
 FORMAT_NAMES = "PNG, JPEG, GIF, BMP, WebP or TIFF"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SIGNATURES = {  # magic numbers of the formats above, to tell "corrupt PNG" from "not an image"
     b"\x89PNG": "PNG",
     b"\xff\xd8": "JPEG",
@@ -106,6 +109,8 @@ def decode(data: bytes, max_pixels: int, notes: list[str]) -> Image.Image:
     """Open the first frame of a PNG/JPEG/GIF/BMP/WebP/TIFF, refusing anything over `max_pixels`."""
     if not data:
         raise InvalidImage("The file is empty.")
+    if data.startswith(PNG_SIGNATURE):
+        check_png_chunks(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -121,8 +126,8 @@ def decode(data: bytes, max_pixels: int, notes: list[str]) -> Image.Image:
         raise InvalidImage(f"The image has no pixels ({width}x{height}).")
     if width * height > max_pixels:
         raise ImageTooLarge(f"The image is {width}x{height} pixels; at most {max_pixels:,} pixels are accepted.")
-    frames = getattr(image, "n_frames", 1)
     try:
+        frames = getattr(image, "n_frames", 1)  # counting frames reads the file: corrupt later frames fail here
         if frames > 1:
             image.seek(0)
             notes.append(f"used the first of {frames} frames")
@@ -133,6 +138,22 @@ def decode(data: bytes, max_pixels: int, notes: list[str]) -> Image.Image:
     except Exception as exc:
         raise InvalidImage(f"The {image.format} file is truncated or corrupt ({_reason(exc)}).") from None
     return image
+
+
+def check_png_chunks(data: bytes) -> None:
+    """Refuse a PNG whose chunks fail their CRC (Pillow doesn't check image data chunks), as libpng does."""
+    at = len(PNG_SIGNATURE)
+    while at + 12 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, at)
+        end = at + 8 + length
+        if end + 4 > len(data):
+            return  # truncated: decoding says so
+        if zlib.crc32(memoryview(data)[at + 4 : end]) != int.from_bytes(data[end : end + 4], "big"):
+            name = kind.decode("latin-1")
+            raise InvalidImage(f"The PNG file is corrupt (the {name} chunk at byte {at} fails its CRC check).")
+        if kind == b"IEND":
+            return
+        at = end + 4
 
 
 def _reason(exc: Exception) -> str:
@@ -228,6 +249,8 @@ def _has_alpha(image: Image.Image) -> bool:
 def _high_depth_to_gray(values: np.ndarray, mode: str) -> np.ndarray:
     """16/32-bit integer or float pixels -> float32 in [0, 255]."""
     values = values.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise InvalidImage("The image has NaN or infinite pixel values.")
     top = float(values.max()) if values.size else 0.0
     if mode.startswith("I;16") or (mode == "I" and 255 < top <= 65535):
         values = values / 257.0

@@ -3,6 +3,7 @@ healthy afterwards. (Plain bad uploads are in test_contract.py; fuzzing in test_
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import zlib
@@ -17,6 +18,7 @@ from PIL import Image
 from app.config import Settings
 from app.inference import Classifier
 from app.main import create_app
+from app.preprocessing import ImageError, preprocess
 
 ROOT = Path(__file__).resolve().parent.parent
 SEVEN = (ROOT / "tests" / "data" / "seven.png").read_bytes()
@@ -42,6 +44,19 @@ def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
 def corrupt_crc(png: bytes) -> bytes:
     at = png.index(b"IDAT") + 4 + 2  # inside the IDAT data
     return png[:at] + bytes([png[at] ^ 0xFF]) + png[at + 1 :]
+
+
+def wrong_crc_only(png: bytes) -> bytes:
+    """The pixels intact, only the IDAT chunk's stored CRC wrong."""
+    at = png.index(b"IDAT") - 4
+    end = at + 8 + struct.unpack_from(">I", png, at)[0]
+    return png[:end] + bytes([png[end] ^ 0xFF]) + png[end + 1 :]
+
+
+def float_tiff_with_nan() -> bytes:
+    pixels = np.zeros((28, 28), dtype=np.float32)
+    pixels[4:24, 12:16], pixels[0, 0] = 1.0, np.nan
+    return encode(Image.fromarray(pixels, "F"), "TIFF")
 
 
 def huge_text_chunk() -> bytes:
@@ -73,6 +88,9 @@ CORPUS = {
     "claims-100000x1-short-data": (png_claiming(100_000, 1), "image/png", 400),
     "absurd-10000x1": (encode(Image.new("L", (10_000, 1), 255), "PNG"), "image/png", 422),
     "corrupt-idat-crc": (corrupt_crc(SEVEN), "image/png", 400),
+    "wrong-idat-crc-only": (wrong_crc_only(SEVEN), "image/png", 400),
+    "float-tiff-with-nan": (float_tiff_with_nan(), "image/tiff", 400),
+    "random-300-kb": (np.random.default_rng(0).bytes(300_000), "image/png", 400),  # decoded in the thread pool
     "truncated-jpeg": (encode(digit_image(), "JPEG")[:300], "image/jpeg", 400),
     "truncated-gif": (encode(digit_image(), "GIF")[:60], "image/gif", 400),
     "header-only-webp": (b"RIFF\x10\x00\x00\x00WEBPVP8 ", "image/webp", 400),
@@ -114,3 +132,21 @@ def test_the_whole_corpus_in_one_batch_names_the_first_bad_file(client: TestClie
     response = client.post("/v1/predict/batch", files=files)
     assert response.status_code == 413 and "File 1 ('bomb-png-50000x50000.bin')" in response.json()["detail"]
     assert client.post("/v1/predict", content=SEVEN, headers={"Content-Type": "image/png"}).json()["digit"] == 7
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+@pytest.mark.parametrize("fmt", ["GIF", "TIFF"])
+def test_every_truncation_of_a_multi_frame_file_is_a_declared_error(fmt: str) -> None:
+    """Counting frames reads the later ones: a file cut anywhere is an ImageError (400), never another exception."""
+    pixels = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
+    data = encode(Image.fromarray(pixels), fmt, save_all=True, append_images=[Image.new("L", (28, 28), 128)] * 3)
+    for cut in range(len(data) // 2, len(data)):
+        with contextlib.suppress(ImageError):
+            preprocess(data[:cut])
+
+
+def test_too_many_files_in_a_batch_is_422_at_any_count(client: TestClient) -> None:
+    for count in (65, 66, 100):
+        files = [("files", (f"{i}.png", SEVEN, "image/png")) for i in range(count)]
+        response = client.post("/v1/predict/batch", files=files)
+        assert response.status_code == 422 and response.json()["code"] == "too_many_files", (count, response.text)

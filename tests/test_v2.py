@@ -174,6 +174,18 @@ def test_unknown_model_or_version_is_404(client: TestClient) -> None:
     assert "served version is" in client.get("/v2/models/mnist-mlp/versions/999").json()["error"]
 
 
+def test_unknown_v2_paths_and_methods_answer_the_protocol_error_shape(client: TestClient) -> None:
+    for response in (
+        client.get("/v2/nowhere"),
+        client.post("/v2"),
+        client.delete("/v2/models/mnist-mlp"),
+        client.get("/v2/models/mnist-mlp/infer"),
+        client.post("/v2/models/mnist-mlp/infer", content=b"{}", headers={"Content-Type": "application/json"}),
+    ):
+        assert response.status_code in (400, 404, 405, 422) and set(response.json()) == {"error"}, response.text
+    assert set(client.get("/v1/nowhere").json()) == {"detail", "code"}
+
+
 # inference in JSON ------------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from app.batching import Batcher, BatchError, Upload
 from app.deps import ClassifierDep, SettingsDep, serving_state
@@ -180,12 +181,15 @@ async def read_batch_upload(request: Request, max_files: int) -> list[Upload]:
             415, "unsupported_media_type",
             f"Content-Type {content_type or '(none)'!r} is not accepted; send multipart/form-data with the field `files` repeated.",
         )  # fmt: skip
-    form = await request.form(max_files=max_files + 1, max_fields=16)
+    try:
+        form = await request.form(max_files=max_files, max_fields=16)
+    except HTTPException as exc:
+        if exc.status_code == 400 and str(exc.detail).startswith("Too many files"):
+            raise ApiError(422, "too_many_files", f"At most {max_files} files are accepted in one batch.") from None
+        raise
     files = form.getlist("files")
     if not files:
         raise ApiError(422, "missing_file", "The multipart form has no file in the field `files`.")
-    if len(files) > max_files:
-        raise ApiError(422, "too_many_files", f"At most {max_files} files are accepted in one batch.")
     uploads = []
     for index, file in enumerate(files):
         if not isinstance(file, UploadFile):
@@ -197,11 +201,8 @@ async def read_batch_upload(request: Request, max_files: int) -> list[Upload]:
 async def run_batch(
     batcher: Batcher, uploads: list[Upload], mode: Mode, max_pixels: int, explain: bool
 ) -> list[dict[str, Any]]:
-    """Preprocess and classify through the batcher; big files are decoded in the thread pool first so
-    that one large photo doesn't hold up the small uploads batched with it."""
-    for index, upload in enumerate(uploads):
-        if upload.data is not None and len(upload.data) > INLINE_PREPROCESS_BYTES:
-            upload.image = await run_in_threadpool(_preprocess_one, upload, mode, max_pixels, index)
+    """Preprocess and classify through the batcher."""
+    await preprocess_big_files(uploads, mode, max_pixels)
     try:
         results = await batcher.predict(uploads, mode, max_pixels)
     except BatchError as exc:
@@ -209,11 +210,19 @@ async def run_batch(
     return [to_prediction(image, row, mode, explain) for image, row in results]
 
 
-def _preprocess_one(upload: Upload, mode: Mode, max_pixels: int, index: int) -> Preprocessed:
+async def preprocess_big_files(uploads: list[Upload], mode: Mode, max_pixels: int) -> None:
+    """Preprocess big files in the thread pool, so that one large photo doesn't hold up the small uploads
+    the batcher evaluates with it; their errors are kept for the batcher to report in upload order."""
+    for upload in uploads:
+        if upload.data is not None and len(upload.data) > INLINE_PREPROCESS_BYTES:
+            await run_in_threadpool(_preprocess_into, upload, mode, max_pixels)
+
+
+def _preprocess_into(upload: Upload, mode: Mode, max_pixels: int) -> None:
     try:
-        return preprocess(upload.data or b"", mode, max_pixels)
+        upload.image = preprocess(upload.data or b"", mode, max_pixels)
     except ImageError as exc:
-        raise BatchError(index, upload.filename, exc) from None
+        upload.error = exc
 
 
 def _batch_error(exc: BatchError, count: int) -> Exception:

@@ -31,8 +31,7 @@ from starlette.datastructures import Headers
 
 from app.batching import BatchError, Upload
 from app.inference import Classifier
-from app.preprocessing import ImageError, preprocess
-from app.routes.predict import INLINE_PREPROCESS_BYTES
+from app.routes.predict import preprocess_big_files
 from app.schemas import V2_INFER_REQUEST, V2Error, V2Metadata, V2ModelReady, V2ServerMetadata
 
 MODEL_NAME = "mnist-mlp"
@@ -449,12 +448,7 @@ async def classify_images(request: Request, files: list[bytes]) -> np.ndarray:
             400, f"Input 'image' holds {len(files)} images; at most {settings.max_batch_files} are accepted."
         )
     uploads = [Upload(f) for f in files]
-    for index, upload in enumerate(uploads):  # as /v1 does: big files don't hold up the batcher's other work
-        if len(files[index]) > INLINE_PREPROCESS_BYTES:
-            try:
-                upload.image = await run_in_threadpool(preprocess, files[index], "mnist", settings.max_pixels)
-            except ImageError as exc:
-                raise ProtocolError(400, f"Input 'image' element {index}: {exc}") from None
+    await preprocess_big_files(uploads, "mnist", settings.max_pixels)
     try:
         results = await request.app.state.batcher.predict(uploads, "mnist", settings.max_pixels)
     except BatchError as exc:
