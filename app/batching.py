@@ -1,29 +1,32 @@
-"""Server-side dynamic batching, as TF Serving's and Triton's batchers do it.
+"""Server-side dynamic batching, as TF Serving's and Triton's batchers do it, on the event loop.
 
-Requests put jobs on a queue; one worker thread takes everything queued (up to `max_batch_size`
-images), preprocesses what still needs it, evaluates the model once for all of them and hands each
-request its rows. When the server is idle a job runs at once; under load, jobs that arrive while a
-batch is being computed form the next batch, so batches grow with load without any added wait.
-`max_wait_s` > 0 additionally holds a batch open that long for requests already being received.
+Requests queue jobs; whenever an engine (app/engine.py: a child process, or a thread) is idle it takes
+everything queued, up to `max_batch_size` images, preprocesses it and evaluates the model once for all
+of it. When the server is idle a job starts at once; under load, jobs that arrive while the engines
+are busy form the next batch, so batches grow with load without any added wait. `max_wait_s` > 0
+additionally holds a batch open that long for requests already being received.
+
+The queue lives on the event loop and the engines are child processes, so the server's own process
+holds no worker threads that would contend with the event loop for the GIL.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from app.engine import ChildEngine, Done, Engine, Task, ThreadEngine
 from app.inference import Classifier
-from app.preprocessing import ImageError, Mode, Preprocessed, preprocess
+from app.preprocessing import ImageError, Mode, Preprocessed
 
 
 @dataclass
 class Upload:
-    """One image of a request: its bytes (preprocessed by the worker), or the outcome of preprocessing
-    them already (an image or the error), which the worker reports in upload order."""
+    """One image of a request: its bytes (preprocessed by an engine), or the outcome of preprocessing
+    them already (an image or the error), which the engine reports in upload order."""
 
     data: bytes | None
     filename: str | None = None
@@ -36,9 +39,7 @@ class Job:
     uploads: list[Upload]
     mode: Mode
     max_pixels: int
-    loop: asyncio.AbstractEventLoop
     future: asyncio.Future[list[tuple[Preprocessed, np.ndarray]]]
-    images: list[Preprocessed] = field(default_factory=list)
 
 
 class BatchError(Exception):
@@ -50,7 +51,7 @@ class BatchError(Exception):
 
 
 class Batcher:
-    """Evaluate the model on batches of concurrent requests in one worker thread."""
+    """Evaluate the model on batches of concurrent requests, one batch per idle engine."""
 
     def __init__(self, classifier: Classifier, max_batch_size: int = 64, max_wait_s: float = 0.0) -> None:
         self.classifier = classifier
@@ -58,95 +59,85 @@ class Batcher:
         self.max_wait_s = max_wait_s
         self.receiving = 0  # requests admitted but still reading their body: worth waiting for
         self._jobs: deque[Job] = deque()
-        self._ready = threading.Condition()
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="mnist-batcher", daemon=True)
-        self._thread.start()
+        self._idle: list[Engine] = []
+        self._engines: list[Engine] = []
+        self._running: set[asyncio.Task[None]] = set()
+        self._held: asyncio.TimerHandle | None = None
+
+    async def start(self, processes: int) -> None:
+        """Start `processes` child engines (0: one thread engine in this process)."""
+        layers = self.classifier.layers
+        self._engines = [await ChildEngine.start(layers) for _ in range(processes)] or [ThreadEngine(layers)]
+        self._idle = list(self._engines)
 
     async def predict(
         self, uploads: list[Upload], mode: Mode, max_pixels: int
     ) -> list[tuple[Preprocessed, np.ndarray]]:
         """(28x28 image, 10 probabilities) for each upload; raises BatchError for a bad one."""
-        loop = asyncio.get_running_loop()
-        job = Job(uploads, mode, max_pixels, loop, loop.create_future())
-        with self._ready:
-            self._jobs.append(job)
-            self._ready.notify()
+        job = Job(uploads, mode, max_pixels, asyncio.get_running_loop().create_future())
+        self._jobs.append(job)
+        self._dispatch()
         return await job.future
 
-    def close(self) -> None:
-        with self._ready:
-            self._stopped = True
-            self._ready.notify()
-        self._thread.join(timeout=5)
+    async def close(self) -> None:
+        for task in list(self._running):
+            task.cancel()
+        for engine in self._engines:
+            await engine.close()
+        self._engines, self._idle = [], []
 
-    def _take(self) -> list[Job]:
-        """Block until there is work; then take jobs totalling at most max_batch_size images (at least one job)."""
-        with self._ready:
-            while not self._jobs and not self._stopped:
-                self._ready.wait()
-            if self._stopped:
-                return []
-            if self.max_wait_s > 0 and self.receiving > 0 and self._size() < self.max_batch_size:
-                self._ready.wait_for(lambda: self._size() >= self.max_batch_size, timeout=self.max_wait_s)
+    def _dispatch(self, held: bool = False) -> None:
+        """Give queued jobs to idle engines, up to max_batch_size images each."""
+        if held:
+            self._held = None
+        while self._jobs and self._idle:
+            if self.max_wait_s > 0 and not held and self.receiving > 0 and self._size() < self.max_batch_size:
+                if self._held is None:  # wait a little for the requests being received to join this batch
+                    self._held = asyncio.get_running_loop().call_later(self.max_wait_s, self._dispatch, True)
+                return
             jobs = [self._jobs.popleft()]
             total = len(jobs[0].uploads)
             while self._jobs and total + len(self._jobs[0].uploads) <= self.max_batch_size:
                 total += len(self._jobs[0].uploads)
                 jobs.append(self._jobs.popleft())
-            return jobs
+            task = asyncio.get_running_loop().create_task(self._run(self._idle.pop(), jobs))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
 
     def _size(self) -> int:
         return sum(len(job.uploads) for job in self._jobs)
 
-    def _run(self) -> None:
-        while jobs := self._take():
-            good = [job for job in jobs if self._preprocess(job)]
-            if not good:
-                continue
-            try:
-                probabilities = self.classifier.predict_proba(
-                    np.concatenate([image.model_input for job in good for image in job.images])
-                )
-            except Exception as exc:
-                for job in good:
-                    _settle(job, error=exc)
-                continue
-            start = 0
-            for job in good:
-                rows = probabilities[start : start + len(job.images)]
-                start += len(job.images)
-                _settle(job, result=list(zip(job.images, rows, strict=True)))
-
-    @staticmethod
-    def _preprocess(job: Job) -> bool:
-        """Preprocess the job's uploads; on the first bad one fail the job and return False."""
-        for index, upload in enumerate(job.uploads):
-            try:
-                if upload.error is not None:
-                    raise upload.error
-                image = upload.image or preprocess(upload.data or b"", job.mode, job.max_pixels)
-            except ImageError as exc:
-                _settle(job, error=BatchError(index, upload.filename, exc))
-                return False
-            except Exception as exc:
+    async def _run(self, engine: Engine, jobs: list[Job]) -> None:
+        tasks = [
+            Task([u.error or u.image or u.data or b"" for u in job.uploads], job.mode, job.max_pixels) for job in jobs
+        ]
+        try:
+            evaluation = await engine.evaluate(tasks)
+        except Exception as exc:
+            for job in jobs:
                 _settle(job, error=exc)
-                return False
-            job.images.append(image)
-        return True
+            return
+        finally:
+            self._idle.append(engine)
+            self._dispatch()
+        if evaluation.batch_size and self.classifier.observer is not None:
+            self.classifier.observer(evaluation.batch_size, evaluation.seconds, evaluation.probabilities)
+        for job, outcome in zip(jobs, evaluation.outcomes, strict=True):
+            if isinstance(outcome, Done):
+                _settle(job, result=list(zip(outcome.images, outcome.rows, strict=True)))
+            elif isinstance(outcome.error, ImageError):
+                _settle(job, error=BatchError(outcome.index, job.uploads[outcome.index].filename, outcome.error))
+            else:
+                _settle(job, error=outcome.error)
 
 
 def _settle(
     job: Job, result: list[tuple[Preprocessed, np.ndarray]] | None = None, error: BaseException | None = None
 ) -> None:
-    """Hand the outcome to the request's event loop (the request may have gone: then nothing happens)."""
-
-    def settle() -> None:
-        if job.future.done():  # cancelled: the client disconnected
-            return
-        if error is not None:
-            job.future.set_exception(error)
-        else:
-            job.future.set_result(result or [])
-
-    job.loop.call_soon_threadsafe(settle)
+    """Hand the outcome to the request (it may have gone: the client disconnected; then nothing happens)."""
+    if job.future.done():
+        return
+    if error is not None:
+        job.future.set_exception(error)
+    else:
+        job.future.set_result(result or [])

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(
         0.0, ge=0, le=100, description="how long a batch waits for requests still being received (0: never)"
     )
+    engine_processes: int = Field(
+        2, ge=0, le=64,
+        description="child processes that preprocess and evaluate batches, off the event loop's core (0: threads)",
+    )  # fmt: skip
     verify_model_sha256: bool = Field(
         True, description="refuse to start when the model file's sha256 differs from its metadata"
     )

@@ -28,6 +28,21 @@ class DenseLayer:
     activation: str  # "relu", "softmax" or "linear"
 
 
+def forward(layers: list[DenseLayer], batch: np.ndarray) -> np.ndarray:
+    """The MLP's forward pass: (N, 784) float32 in [0, 1] -> (N, 10) float32 softmax probabilities."""
+    x = np.asarray(batch, dtype=np.float32)
+    for layer in layers:
+        x = x @ layer.kernel
+        x += layer.bias
+        if layer.activation == "relu":
+            np.maximum(x, 0.0, out=x)
+        elif layer.activation == "softmax":
+            x -= x.max(axis=1, keepdims=True)
+            np.exp(x, out=x)
+            x /= x.sum(axis=1, keepdims=True)
+    return x
+
+
 def check_model_files(path: Path, verify_sha256: bool = True) -> tuple[dict[str, Any], str]:
     """The model's metadata and sha256, once the file and its .json exist and (optionally) agree."""
     if not path.is_file():
@@ -91,16 +106,7 @@ class Classifier:
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
         """(N, 784) float32 in [0, 1] -> (N, 10) float32 softmax probabilities."""
         started = time.perf_counter()
-        x = np.asarray(batch, dtype=np.float32)
-        for layer in self.layers:
-            x = x @ layer.kernel
-            x += layer.bias
-            if layer.activation == "relu":
-                np.maximum(x, 0.0, out=x)
-            elif layer.activation == "softmax":
-                x -= x.max(axis=1, keepdims=True)
-                np.exp(x, out=x)
-                x /= x.sum(axis=1, keepdims=True)
+        x = forward(self.layers, batch)
         if self.observer is not None:
             self.observer(len(x), time.perf_counter() - started, x)
         return x

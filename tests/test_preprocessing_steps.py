@@ -226,8 +226,36 @@ def test_bold_strokes_are_thinned_mnist_sized_are_not() -> None:
 
 
 def test_mnist_digits_pass_through_unchanged(digits: np.ndarray) -> None:
-    same = sum(np.array_equal(P.preprocess(encode(Image.fromarray(d))).pixels, d) for d in digits)
+    for d in digits:  # as a 28x28 grayscale PNG: recognised as an MNIST digit and used as it is
+        result = P.preprocess(encode(Image.fromarray(d)))
+        assert np.array_equal(result.pixels, d) and result.notes == []
+
+
+def test_the_full_steps_are_an_identity_on_mnist_digits_too(digits: np.ndarray) -> None:
+    # as RGB the shortcut doesn't apply: every step runs, and still leaves (almost) every digit as it was
+    same = sum(np.array_equal(P.preprocess(encode(Image.fromarray(d).convert("RGB"))).pixels, d) for d in digits)
     assert same >= 0.98 * len(digits), same
+
+
+def test_only_mnist_form_digits_take_the_shortcut(digits: np.ndarray) -> None:
+    d = digits[0]
+    assert P.as_mnist_digit(Image.fromarray(d)) is not None
+    rotated = Image.fromarray(d)
+    rotated.getexif()[0x0112] = 6
+    not_mnist = {
+        "off centre": np.roll(d, 2, axis=1),
+        "small": np.pad(np.asarray(Image.fromarray(d).resize((14, 14))), 7),
+        "dark on light": 255 - d,
+        "faint": d // 2,
+        "blank": np.zeros_like(d),
+    }
+    for name, pixels in not_mnist.items():
+        assert P.as_mnist_digit(Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8))) is None, name
+    assert P.as_mnist_digit(Image.fromarray(d).convert("RGB")) is None
+    assert P.as_mnist_digit(Image.open(io.BytesIO(encode(rotated, exif=rotated.getexif())))) is None
+    # and the full steps bring an off-centre digit back to MNIST's form
+    shifted = P.preprocess(encode(Image.fromarray(np.roll(d, 2, axis=1))))
+    assert np.array_equal(shifted.pixels, d)
 
 
 def test_tiny_digit_in_a_huge_frame_and_a_huge_digit_look_like_mnist(digits: np.ndarray) -> None:

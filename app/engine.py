@@ -1,0 +1,207 @@
+"""The batcher's work, preprocessing then one model call for a batch of requests, in a child process.
+
+Decoding and normalising an image is Python and numpy work on small arrays: it holds the GIL, so in
+the server's own process it competes with the event loop for one core. `EngineProcess` runs the batch
+in a child (`python -m app.engine`: numpy, Pillow and the model's weights, no TensorFlow), so the
+event loop keeps a core to itself. One message each way per batch: length-prefixed pickles over the
+child's stdin and stdout. `ThreadEngine` does the same work in a thread instead (MNIST_ENGINE_PROCESSES=0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import signal
+import struct
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+import numpy as np
+
+from app.inference import DenseLayer, forward
+from app.preprocessing import ImageError, Mode, Preprocessed, preprocess
+
+log = logging.getLogger("app")
+HEADER = struct.Struct("<Q")
+Source = bytes | Preprocessed | ImageError  # an upload's bytes, or the outcome of preprocessing them already
+
+
+@dataclass
+class Task:
+    """One request's uploads."""
+
+    sources: list[Source]
+    mode: Mode
+    max_pixels: int
+
+
+@dataclass
+class Done:
+    images: list[Preprocessed]
+    rows: np.ndarray  # (len(images), 10) probabilities
+
+
+@dataclass
+class Failed:
+    index: int  # the first upload that failed
+    error: Exception  # an ImageError, or an unexpected error (a server fault)
+
+
+@dataclass
+class Evaluation:
+    outcomes: list[Done | Failed]  # one per task
+    batch_size: int  # images in the model call (0: no call)
+    seconds: float  # the model call's duration
+    probabilities: np.ndarray  # (batch_size, 10)
+
+
+def evaluate(tasks: list[Task], layers: list[DenseLayer]) -> Evaluation:
+    """Preprocess each task's uploads (a task stops at its first bad one), then evaluate the model once
+    on the images of every good task."""
+    prepared: list[list[Preprocessed] | Failed] = [_prepare(task) for task in tasks]
+    images = [image for entry in prepared if isinstance(entry, list) for image in entry]
+    started = time.perf_counter()
+    probabilities = forward(layers, np.concatenate([i.model_input for i in images])) if images else np.empty((0, 10))
+    seconds = time.perf_counter() - started
+    outcomes: list[Done | Failed] = []
+    start = 0
+    for entry in prepared:
+        if isinstance(entry, Failed):
+            outcomes.append(entry)
+        else:
+            outcomes.append(Done(entry, probabilities[start : start + len(entry)]))
+            start += len(entry)
+    return Evaluation(outcomes, len(images), seconds, probabilities)
+
+
+def _prepare(task: Task) -> list[Preprocessed] | Failed:
+    images = []
+    for index, source in enumerate(task.sources):
+        try:
+            if isinstance(source, ImageError):
+                raise source
+            images.append(
+                source if isinstance(source, Preprocessed) else preprocess(source, task.mode, task.max_pixels)
+            )
+        except ImageError as exc:
+            return Failed(index, exc)
+        except Exception as exc:  # a plain summary: it has to cross the pipe
+            return Failed(index, RuntimeError(f"preprocessing failed: {type(exc).__name__}: {exc}"))
+    return images
+
+
+def write_message(stream: BinaryIO, value: object) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def read_message(stream: BinaryIO) -> object:
+    header = stream.read(HEADER.size)
+    data = stream.read(HEADER.unpack(header)[0]) if len(header) == HEADER.size else b""
+    if not data:
+        raise EOFError("the engine's input closed")
+    return pickle.loads(data)
+
+
+class Engine(Protocol):
+    async def evaluate(self, tasks: list[Task]) -> Evaluation: ...
+
+    async def close(self) -> None: ...
+
+
+class ThreadEngine:
+    """The work in a thread of this process (MNIST_ENGINE_PROCESSES=0): simpler, but it holds the GIL
+    the event loop needs."""
+
+    def __init__(self, layers: list[DenseLayer]) -> None:
+        self.layers = layers
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="mnist-engine")
+
+    async def evaluate(self, tasks: list[Task]) -> Evaluation:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, evaluate, tasks, self.layers)
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class ChildEngine:
+    """A child process `python -m app.engine`, driven from the event loop through its pipes."""
+
+    def __init__(self, layers: list[DenseLayer], child: asyncio.subprocess.Process) -> None:
+        self.layers = layers
+        self._child = child
+        self._fallback = ThreadEngine(layers)
+
+    @classmethod
+    async def start(cls, layers: list[DenseLayer]) -> ChildEngine:
+        root = str(Path(__file__).resolve().parent.parent)  # where `app` is, whatever the working directory
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "app.engine", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))},
+        )  # fmt: skip
+        engine = cls(layers, child)
+        await engine._ask(layers)  # the child answers once it holds the weights
+        return engine
+
+    async def evaluate(self, tasks: list[Task]) -> Evaluation:
+        """The child's evaluation of `tasks`. Should the child die, this batch is done in a thread and a
+        new child started."""
+        try:
+            evaluation = await self._ask(tasks)
+            assert isinstance(evaluation, Evaluation)
+            return evaluation
+        except Exception as exc:  # a dead child (EOF), a broken pipe, an answer that doesn't unpickle
+            log.error("the engine process failed (%s: %s); starting a new one", type(exc).__name__, exc)
+            await self._stop()
+            self._child = (await ChildEngine.start(self.layers))._child
+            return await self._fallback.evaluate(tasks)
+
+    async def _ask(self, value: object) -> object:
+        assert self._child.stdin is not None and self._child.stdout is not None
+        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        self._child.stdin.write(HEADER.pack(len(data)) + data)
+        await self._child.stdin.drain()
+        (size,) = HEADER.unpack(await self._child.stdout.readexactly(HEADER.size))
+        return pickle.loads(await self._child.stdout.readexactly(size))
+
+    async def close(self) -> None:
+        await self._stop()
+        await self._fallback.close()
+
+    async def _stop(self) -> None:
+        """Close its input (the child exits at end of input) and reap it."""
+        if self._child.stdin is not None:
+            self._child.stdin.close()
+        try:
+            await asyncio.wait_for(self._child.wait(), 5)
+        except TimeoutError:
+            self._child.kill()
+            await self._child.wait()
+
+
+def main() -> None:
+    """The child: read the model's layers, then answer batches until the parent closes the pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
+    requests, answers = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write to the answer pipe
+    try:
+        layers = read_message(requests)
+        write_message(answers, "ready")
+        while True:
+            tasks = read_message(requests)
+            write_message(answers, evaluate(tasks, layers))  # type: ignore[arg-type]
+    except EOFError:
+        return
+
+
+if __name__ == "__main__":
+    from app.engine import main as engine_main  # run as app.engine, not __main__: pickled classes must match
+
+    engine_main()

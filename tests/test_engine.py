@@ -1,0 +1,92 @@
+"""The engine processes behind the batcher: same answers as in-process, a dead child replaced without a
+failed request, nothing left running after shutdown."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.config import Settings
+from app.inference import Classifier
+from app.main import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+SEVEN = (ROOT / "tests" / "data" / "seven.png").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return Classifier.load(ROOT / "models" / "mnist-mlp.keras")
+
+
+def encode(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def child_pids(client: TestClient) -> list[int]:
+    return [engine._child.pid for engine in client.app.state.batcher._engines]  # type: ignore[attr-defined]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # not a zombie: reaped or running
+
+
+@pytest.fixture
+def client(classifier: Classifier) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(engine_processes=2), classifier)) as c:
+        yield c
+
+
+def test_child_processes_answer_as_the_thread_does(classifier: Classifier, client: TestClient) -> None:
+    files = [("files", (f"{i}.png", SEVEN, "image/png")) for i in range(5)] + [
+        ("files", ("x.txt", b"nope", "text/plain"))
+    ]
+    with TestClient(create_app(Settings(engine_processes=0), classifier)) as threaded:
+        for path, kwargs in (("/v1/predict", {"files": {"file": SEVEN}}), ("/v1/predict/batch", {"files": files[:5]})):
+            a, b = client.post(path, **kwargs), threaded.post(path, **kwargs)  # type: ignore[arg-type]
+            assert a.status_code == b.status_code == 200 and a.json() == b.json()
+        a, b = client.post("/v1/predict/batch", files=files), threaded.post("/v1/predict/batch", files=files)
+        assert a.status_code == b.status_code == 415 and a.json() == b.json() and "File 5" in a.json()["detail"]
+
+
+def test_a_killed_child_is_replaced_and_no_request_fails(client: TestClient) -> None:
+    batcher = client.app.state.batcher  # type: ignore[attr-defined]
+    victim = batcher._idle[-1]._child.pid  # the engine the next request goes to
+    os.kill(victim, signal.SIGKILL)
+    time.sleep(0.2)
+    for _ in range(3):
+        response = client.post("/v1/predict", files={"file": SEVEN})
+        assert response.status_code == 200 and response.json()["digit"] == 7
+    now = child_pids(client)
+    assert victim not in now and len(now) == 2 and all(alive(pid) for pid in now)
+
+
+def test_shutdown_leaves_no_child_running(classifier: Classifier) -> None:
+    with TestClient(create_app(Settings(engine_processes=2), classifier)) as c:
+        assert c.post("/v1/predict", files={"file": SEVEN}).status_code == 200
+        pids = child_pids(c)
+        assert all(alive(pid) for pid in pids)
+    assert not any(alive(pid) for pid in pids)
+
+
+def test_probabilities_cross_the_pipe_exactly(classifier: Classifier, client: TestClient) -> None:
+    with np.load(ROOT / "tests" / "data" / "mnist-sample.npz") as sample:
+        digit = sample["x"][3]
+    got = client.post("/v1/predict", files={"file": encode(Image.fromarray(digit))}).json()["probabilities"]
+    expected = classifier.predict_proba(digit.reshape(1, 784).astype(np.float32) / 255)[0]
+    np.testing.assert_array_equal(np.float32(got), expected)
