@@ -31,9 +31,12 @@ class Settings(BaseSettings):
         0.0, ge=0, le=100, description="how long a batch waits for requests still being received (0: never)"
     )
     engine_processes: int = Field(
-        2, ge=0, le=64,
+        1, ge=0, le=64,
         description="child processes that preprocess and evaluate batches, off the event loop's core (0: threads)",
     )  # fmt: skip
+    check_with_keras: bool = Field(
+        False, description="also load the model with Keras at start-up and refuse to serve if it answers differently"
+    )
     verify_model_sha256: bool = Field(
         True, description="refuse to start when the model file's sha256 differs from its metadata"
     )

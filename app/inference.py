@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
+import re
 import time
 import zipfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +76,7 @@ def check_model_files(path: Path, verify_sha256: bool = True) -> tuple[dict[str,
 
 
 class Classifier:
-    """The Keras MLP, evaluated as numpy matrix products (its Dense weights, checked against Keras at load).
+    """The Keras MLP, evaluated as numpy matrix products of its Dense weights.
 
     A 784-800-800-10 MLP is three matrix products; numpy does them in ~0.1 ms at batch 1, where
     `model.predict` costs ~100 ms and `model(x)` ~6 ms per call (see README, "Speed").
@@ -87,20 +91,18 @@ class Classifier:
         self.observer: Callable[[int, float, np.ndarray], None] | None = None
 
     @classmethod
-    def load(cls, path: str | Path, verify_sha256: bool = True) -> Classifier:
-        """Load the .keras file and its .json metadata; raise ModelLoadError with a clear message."""
+    def load(cls, path: str | Path, verify_sha256: bool = True, check_with_keras: bool = False) -> Classifier:
+        """Load the .keras file and its .json metadata; raise ModelLoadError with a clear message.
+
+        The weights are read from the archive itself (no TensorFlow: start-up in a second and a tenth
+        of the memory). `check_with_keras` also loads the model with Keras (safe mode) and refuses to
+        serve if its answers differ from the numpy path's.
+        """
         path = Path(path)
         metadata, sha256 = check_model_files(path, verify_sha256)
-        import keras  # heavy: only when a model is really loaded
-
-        try:
-            model = keras.saving.load_model(path, compile=False, safe_mode=True)
-        except Exception as exc:
-            raise ModelLoadError(
-                f"model file {path} could not be loaded by Keras ({type(exc).__name__}: {exc})."
-            ) from None
-        classifier = cls(_dense_layers(model, path), metadata, path, sha256)
-        classifier._check_against(model)
+        classifier = cls(read_dense_layers(path), metadata, path, sha256)
+        if check_with_keras:
+            classifier.check_against(load_keras_model(path))
         return classifier
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
@@ -116,34 +118,77 @@ class Classifier:
         """The model's version: the first 12 hex digits of the file's sha256 (content-addressed, URL-safe)."""
         return self.sha256[:12]
 
-    def _check_against(self, model: Any) -> None:
-        """Warm up, and prove the numpy path equals Keras's own answer on probe inputs."""
+    def check_against(self, model: Any) -> None:
+        """Prove the numpy path equals Keras's own answer on probe inputs, or raise ModelLoadError."""
         rng = np.random.default_rng(0)
         probe = rng.random((16, 784), dtype=np.float32)
         probe[:8] *= probe[:8] > 0.7  # sparse, digit-like inputs as well as dense ones
         expected = np.asarray(model(probe, training=False))
-        got = self.predict_proba(probe)
+        got = forward(self.layers, probe)
         if got.shape != expected.shape or not np.allclose(got, expected, atol=PROBE_TOLERANCE, rtol=0):
             raise ModelLoadError(
                 f"model file {self.path}: the fast inference path disagrees with Keras; refusing to serve."
             )
 
 
-def _dense_layers(model: Any, path: Path) -> list[DenseLayer]:
-    """The model's Dense layers in order; Dropout and Input layers do nothing at inference."""
+def load_keras_model(path: Path) -> Any:
+    import keras  # heavy (TensorFlow): only for the optional cross-check and the tests
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:
+        raise ModelLoadError(f"model file {path} could not be loaded by Keras ({type(exc).__name__}: {exc}).") from None
+
+
+def read_dense_layers(path: Path) -> list[DenseLayer]:
+    """The Dense layers of a Keras 3 MLP, in order, from the .keras archive: its config.json says which
+    layers there are, model.weights.h5 holds their weights under the names Keras gives them when
+    saving (the snake-cased class name, numbered from the second one on: dense, dense_1, ...).
+    Input and Dropout layers do nothing at inference; any other layer is refused."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+            weights = archive.read("model.weights.h5")
+        specs = config["config"]["layers"] if config.get("class_name") in ("Functional", "Sequential") else None
+    except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise ModelLoadError(
+            f"model file {path} is not a readable Keras 3 model ({type(exc).__name__}: {exc})."
+        ) from None
+    if not isinstance(specs, list):
+        raise ModelLoadError(f"model file {path}: not a Sequential or Functional Keras model.")
+    import h5py
+
     layers: list[DenseLayer] = []
-    for layer in model.layers:
-        kind = type(layer).__name__
-        if kind in ("InputLayer", "Dropout"):
-            continue
-        activation = getattr(getattr(layer, "activation", None), "__name__", None)
-        if kind != "Dense" or activation not in ("relu", "softmax", "linear"):
-            raise ModelLoadError(
-                f"model file {path}: layer {layer.name} ({kind}, {activation}) is not a Dense relu/softmax/linear layer."
-            )
-        kernel, bias = (np.asarray(w, dtype=np.float32) for w in layer.get_weights())
-        layers.append(DenseLayer(kernel, bias, activation))
+    seen: Counter[str] = Counter()
+    try:
+        with h5py.File(io.BytesIO(weights), "r") as store:
+            for spec in specs:
+                kind, options = spec["class_name"], spec.get("config", {})
+                base = re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()
+                stored = f"{base}_{seen[base]}" if seen[base] else base
+                seen[base] += 1
+                if kind in ("InputLayer", "Dropout"):
+                    continue
+                activation = options.get("activation")
+                if kind != "Dense" or activation not in ("relu", "softmax", "linear"):
+                    raise ModelLoadError(
+                        f"model file {path}: layer {options.get('name')} ({kind}, {activation}) is not a Dense "
+                        "relu/softmax/linear layer."
+                    )
+                variables = store[f"layers/{stored}/vars"]
+                kernel = np.asarray(variables["0"], dtype=np.float32)
+                bias = np.asarray(variables["1"], dtype=np.float32) if options.get("use_bias", True) else None
+                layers.append(
+                    DenseLayer(kernel, np.zeros(kernel.shape[1], np.float32) if bias is None else bias, activation)
+                )
+    except (KeyError, OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"model file {path}: its weights don't match its layers ({type(exc).__name__}: {exc})."
+        ) from None
     shapes_ok = bool(layers) and layers[0].kernel.shape[0] == 784 and layers[-1].kernel.shape[1] == 10
-    if not shapes_ok or layers[-1].activation != "softmax":
+    chained = all(a.kernel.shape[1] == b.kernel.shape[0] for a, b in itertools.pairwise(layers)) and all(
+        layer.bias.shape == layer.kernel.shape[1:] for layer in layers
+    )
+    if not shapes_ok or not chained or layers[-1].activation != "softmax":
         raise ModelLoadError(f"model file {path}: expected input (N, 784) and a softmax output (N, 10).")
     return layers

@@ -38,7 +38,9 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         try:
             loaded = classifier
             if loaded is None:
-                loaded = await run_in_threadpool(Classifier.load, settings.model_path, settings.verify_model_sha256)
+                loaded = await run_in_threadpool(
+                    Classifier.load, settings.model_path, settings.verify_model_sha256, settings.check_with_keras
+                )
         except ModelLoadError as exc:
             log.critical("cannot start: %s", exc)
             raise

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 
+from app.inference import Classifier, ModelLoadError, forward, read_dense_layers
 from training.models import INPUT_NAME, OUTPUT_NAME, PRESETS
 
 PARAMETERS = {  # from each builder's docstring and the README's preset table
@@ -71,3 +75,39 @@ def test_builds_are_independent() -> None:
     for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         np.testing.assert_array_equal(wa, wb)
     assert a is not b and a.layers[-1] is not b.layers[-1]
+
+
+@pytest.mark.parametrize("name", sorted(PARAMETERS))
+def test_the_service_reads_every_preset_as_keras_computes_it(name: str, tmp_path: Path) -> None:
+    """app.inference reads the weights from the .keras archive without Keras: same answers to 1e-5."""
+    model = PRESETS[name].build()
+    model.save(tmp_path / "m.keras")
+    layers = read_dense_layers(tmp_path / "m.keras")
+    batch = np.random.default_rng(1).random((32, 784), dtype=np.float32)
+    batch[:16] *= batch[:16] > 0.7
+    np.testing.assert_allclose(forward(layers, batch), np.asarray(model(batch, training=False)), atol=1e-5, rtol=0)
+
+
+def test_the_cross_check_refuses_a_model_keras_disagrees_with(tmp_path: Path) -> None:
+    PRESETS["logreg"].build().save(tmp_path / "a.keras")
+    classifier = Classifier(read_dense_layers(tmp_path / "a.keras"), {}, tmp_path / "a.keras", "")
+    classifier.check_against(keras.saving.load_model(tmp_path / "a.keras"))  # the same weights: accepted
+    with pytest.raises(ModelLoadError, match="disagrees with Keras"):
+        classifier.check_against(PRESETS["logreg"].build())  # other random weights
+
+
+def test_layers_the_numpy_path_cannot_compute_are_refused(tmp_path: Path) -> None:
+    inputs = keras.Input((784,))
+    hidden = keras.layers.Dense(16, activation="tanh")(inputs)
+    keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden)).save(tmp_path / "tanh.keras")
+    with pytest.raises(ModelLoadError, match=r"\(Dense, tanh\) is not a Dense relu/softmax/linear layer"):
+        read_dense_layers(tmp_path / "tanh.keras")
+    with zipfile.ZipFile(tmp_path / "tanh.keras") as source, zipfile.ZipFile(tmp_path / "noweights.keras", "w") as out:
+        out.writestr("config.json", source.read("config.json"))
+    with pytest.raises(ModelLoadError, match="not a readable Keras 3 model"):
+        read_dense_layers(tmp_path / "noweights.keras")
+
+
+def test_the_committed_model_passes_the_keras_cross_check() -> None:
+    model = Path(__file__).resolve().parent.parent / "models" / "mnist-mlp.keras"
+    assert len(Classifier.load(model, check_with_keras=True).layers) == 3
