@@ -236,6 +236,14 @@ def test_thinning_a_straight_one_keeps_it(width: int) -> None:
     assert thinned.shape[0] >= 80 and thinned.shape[1] <= width, "still a tall bar"
 
 
+def test_a_thinned_digit_is_cropped_to_its_ink_again() -> None:
+    zero = np.full((100, 70), 255, np.float32)
+    zero[30:70, 25:45] = 0  # a bold 0 filling its crop: erosion leaves an empty margin around it
+    notes: list[str] = []
+    thinned = P.thin_strokes(zero, notes)
+    assert notes and thinned.shape[0] < 100 and P.crop_to_ink(thinned).shape == thinned.shape
+
+
 def test_thinning_that_would_erase_the_digit_keeps_the_crop(monkeypatch: pytest.MonkeyPatch) -> None:
     bold = np.zeros((100, 60), np.float32)
     bold[:, 10:50] = 255
