@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -220,6 +221,55 @@ def test_bold_strokes_are_thinned_mnist_sized_are_not() -> None:
     assert P.stroke_width(P.thin_strokes(bold, notes)) < P.stroke_width(bold) and notes
     small = np.full((20, 12), 255, np.float32)
     assert P.thin_strokes(small, []) is small
+
+
+def test_stroke_width_counts_the_edges_on_the_crop_border() -> None:
+    crop = np.full((100, 20), 255, np.float32)  # a straight 1 fills its crop: all its edges are on the border
+    assert P.stroke_width(crop) == pytest.approx(2 * 100 * 20 / (2 * (100 + 20)) / 100)
+
+
+@pytest.mark.parametrize("width", [12, 30], ids=["mnist-width", "bold"])
+def test_thinning_a_straight_one_keeps_it(width: int) -> None:
+    one = np.full((100, width), 255, np.float32)  # its crop: every edge on the border
+    thinned = P.thin_strokes(one, [])
+    assert thinned.sum() >= 0.5 * one.sum(), "thinned, not erased"
+    assert thinned.shape[0] >= 80 and thinned.shape[1] <= width, "still a tall bar"
+
+
+def test_a_thinned_digit_is_cropped_to_its_ink_again() -> None:
+    zero = np.full((100, 70), 255, np.float32)
+    zero[30:70, 25:45] = 0  # a bold 0 filling its crop: erosion leaves an empty margin around it
+    notes: list[str] = []
+    thinned = P.thin_strokes(zero, notes)
+    assert notes and thinned.shape[0] < 100 and P.crop_to_ink(thinned).shape == thinned.shape
+
+
+def test_thinning_that_would_erase_the_digit_keeps_the_crop(monkeypatch: pytest.MonkeyPatch) -> None:
+    bold = np.zeros((100, 60), np.float32)
+    bold[:, 10:50] = 255
+    monkeypatch.setattr(P, "_erode", lambda values, radius: values * np.float32(0.1))  # leaves 10% of the ink
+    notes: list[str] = []
+    assert P.thin_strokes(bold, notes) is bold and not notes
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2, 5, 13, 40], ids=lambda r: f"r{r}")
+def test_erode_is_the_minimum_over_a_square(radius: int) -> None:
+    values = np.random.default_rng(radius).uniform(0, 255, (31, 17)).astype(np.float32)
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(values, radius), (2 * radius + 1,) * 2)
+    np.testing.assert_array_equal(P._erode(values, radius), windows.min(axis=(-2, -1)))
+
+
+def test_erode_with_a_huge_radius_uses_a_few_copies_not_one_per_shift() -> None:
+    values, radius = np.full((400, 300), 255, np.float32), 3000
+    padded_bytes = (400 + 2 * radius) * 300 * 4
+    tracemalloc.start()
+    try:
+        eroded = P._erode(values, radius)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert eroded.shape == values.shape and not eroded.any()
+    assert peak < 4 * padded_bytes, f"{peak / padded_bytes:.1f} padded copies"
 
 
 # the whole pipeline ---------------------------------------------------------------------------------
