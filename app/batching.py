@@ -22,6 +22,8 @@ from app.engine import ChildEngine, Done, Engine, Task, ThreadEngine
 from app.inference import Classifier
 from app.preprocessing import ImageError, Mode, Preprocessed
 
+SPILL_AFTER_S = 0.005  # a batch of small images takes ~1 ms: one still running after 5 ms is heavy (see _dispatch)
+
 
 @dataclass
 class Upload:
@@ -62,7 +64,8 @@ class Batcher:
         self._idle: list[Engine] = []
         self._engines: list[Engine] = []
         self._running: set[asyncio.Task[None]] = set()
-        self._held: asyncio.TimerHandle | None = None
+        self._busy: dict[Engine, float] = {}  # engine -> when its batch started (loop time)
+        self._timer: asyncio.TimerHandle | None = None
 
     async def start(self, processes: int) -> None:
         """Start `processes` child engines (0: one thread engine in this process)."""
@@ -80,27 +83,42 @@ class Batcher:
         return await job.future
 
     async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         for task in list(self._running):
             task.cancel()
         for engine in self._engines:
             await engine.close()
         self._engines, self._idle = [], []
 
-    def _dispatch(self, held: bool = False) -> None:
-        """Give queued jobs to idle engines, up to max_batch_size images each."""
-        if held:
-            self._held = None
+    def _dispatch(self, timer: bool = False) -> None:
+        """Give queued jobs to idle engines, up to max_batch_size images each.
+
+        While an engine is busy, the queue goes to a second one only once the first has worked for
+        SPILL_AFTER_S: light batches (small images, ~1 ms) then keep growing in one engine, where the
+        model is cheaper per image, and heavy ones (photos, drawings) spread over the cores.
+        """
+        if timer:
+            self._timer = None
         while self._jobs and self._idle:
-            if self.max_wait_s > 0 and not held and self.receiving > 0 and self._size() < self.max_batch_size:
-                if self._held is None:  # wait a little for the requests being received to join this batch
-                    self._held = asyncio.get_running_loop().call_later(self.max_wait_s, self._dispatch, True)
+            loop = asyncio.get_running_loop()
+            wait = 0.0
+            if self.max_wait_s > 0 and not timer and self.receiving > 0 and self._size() < self.max_batch_size:
+                wait = self.max_wait_s  # a little time for the requests being received to join this batch
+            elif self._busy:
+                wait = min(self._busy.values()) + SPILL_AFTER_S - loop.time()
+            if wait > 0:
+                if self._timer is None:
+                    self._timer = loop.call_later(wait, self._dispatch, True)
                 return
             jobs = [self._jobs.popleft()]
             total = len(jobs[0].uploads)
             while self._jobs and total + len(self._jobs[0].uploads) <= self.max_batch_size:
                 total += len(self._jobs[0].uploads)
                 jobs.append(self._jobs.popleft())
-            task = asyncio.get_running_loop().create_task(self._run(self._idle.pop(), jobs))
+            engine = self._idle.pop()
+            self._busy[engine] = loop.time()
+            task = loop.create_task(self._run(engine, jobs))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
@@ -118,6 +136,7 @@ class Batcher:
                 _settle(job, error=exc)
             return
         finally:
+            del self._busy[engine]
             self._idle.append(engine)
             self._dispatch()
         if evaluation.batch_size and self.classifier.observer is not None:

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
         0.0, ge=0, le=100, description="how long a batch waits for requests still being received (0: never)"
     )
     engine_processes: int = Field(
-        1, ge=0, le=64,
+        2, ge=0, le=64,
         description="child processes that preprocess and evaluate batches, off the event loop's core (0: threads)",
     )  # fmt: skip
     check_with_keras: bool = Field(
