@@ -3,6 +3,7 @@ failed request, nothing left running after shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import signal
@@ -15,9 +16,13 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from app import batching
+from app.batching import Batcher, Upload
 from app.config import Settings
+from app.engine import Done, Evaluation, Task
 from app.inference import Classifier
 from app.main import create_app
+from app.preprocessing import Preprocessed
 
 ROOT = Path(__file__).resolve().parent.parent
 SEVEN = (ROOT / "tests" / "data" / "seven.png").read_bytes()
@@ -90,3 +95,43 @@ def test_probabilities_cross_the_pipe_exactly(classifier: Classifier, client: Te
     got = client.post("/v1/predict", files={"file": encode(Image.fromarray(digit))}).json()["probabilities"]
     expected = classifier.predict_proba(digit.reshape(1, 784).astype(np.float32) / 255)[0]
     np.testing.assert_array_equal(np.float32(got), expected)
+
+
+class FakeEngine:
+    """Takes `seconds` per batch and records the batches it was given."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.batches = seconds, []
+
+    async def evaluate(self, tasks: list[Task]) -> Evaluation:
+        self.batches.append(len(tasks))
+        await asyncio.sleep(self.seconds)
+        outcomes = [Done([Preprocessed(np.zeros((28, 28), np.uint8))], np.full((1, 10), 0.1)) for _ in tasks]
+        return Evaluation(outcomes, len(tasks), 0.0, np.full((len(tasks), 10), 0.1))  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("seconds", "spills"), [(0.001, False), (0.3, True)])
+def test_a_second_engine_takes_the_queue_only_behind_a_long_batch(
+    classifier: Classifier, seconds: float, spills: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batching, "SPILL_AFTER_S", 0.05)  # wide margins: a loaded CI machine stays on the right side
+
+    async def scenario() -> tuple[FakeEngine, FakeEngine]:
+        batcher = Batcher(classifier)
+        first, second = FakeEngine(seconds), FakeEngine(seconds)
+        batcher._engines, batcher._idle = [second, first], [second, first]  # `first` is taken first
+        one = asyncio.ensure_future(batcher.predict([Upload(b"a")], "mnist", 100))
+        await asyncio.sleep(0)
+        rest = [asyncio.ensure_future(batcher.predict([Upload(b"b")], "mnist", 100)) for _ in range(3)]
+        await asyncio.gather(one, *rest)
+        await batcher.close()
+        return first, second
+
+    first, second = asyncio.run(scenario())
+    if spills:  # the three queued jobs went to the idle engine together, 50 ms into the first batch
+        assert first.batches == [1] and second.batches == [3]
+    else:  # they waited for the first engine's short batch and ran there as one batch
+        assert first.batches == [1, 3] and second.batches == []
