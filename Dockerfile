@@ -1,31 +1,21 @@
-# mnist-service: the FastAPI app and the committed model on python:3.11-slim with tensorflow-cpu.
+# mnist-service: the FastAPI app and the committed model on python:3.11-slim (no TensorFlow: see below).
 #   docker build -t mnist-service .  &&  docker run --rm -p 8000:8000 mnist-service
 # Checked by `make docker-smoke` (deploy/container-smoke.sh): hadolint, build, run read-only, predict, stop.
 
-# ---- build: the runtime dependencies in a venv, trimmed; nothing of this stage but /opt/venv is kept
+# ---- build: the serving dependencies in a venv; nothing of this stage but /opt/venv is kept
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-# binutils for `strip` only, in this stage only. Not pinned: Debian replaces the exact version at every
-# point release, which would break the build, and none of it reaches the final image.
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends binutils \
-    && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
 # Only pyproject.toml first: the dependency layer is rebuilt when the dependencies change, not the code.
 COPY pyproject.toml ./
-# The [project] dependencies of pyproject.toml (one list, no copy to drift) minus matplotlib, which only
-# training/plots.py imports (75 MB with its own dependencies). Then drop what serving never loads:
-# libclang (TensorFlow's, for building ops: 60 MB) and TensorFlow's C++ headers (290 MB); and strip the
-# symbol tables from TensorFlow's shared libraries (240 MB; the dynamic symbols they link with stay).
-# A venv without pip (the base image's pip installs into it), checked by importing TensorFlow and Keras.
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d for d in deps if not d.startswith('matplotlib')))" > requirements.txt \
+# The [project] dependencies of pyproject.toml (one list, no copy to drift) minus what only training
+# needs: TensorFlow and Keras (the service reads the weights from the .keras archive itself; ~1 GB) and
+# matplotlib (training/plots.py; 75 MB). A venv without pip (the base image's pip installs into it),
+# checked by importing what the service imports.
+RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d for d in deps if not d.startswith(('tensorflow', 'keras', 'matplotlib'))))" > requirements.txt \
     && python -m venv --without-pip /opt/venv \
     && pip --python /opt/venv/bin/python install --no-cache-dir -r requirements.txt \
-    && pip --python /opt/venv/bin/python uninstall -y libclang \
-    && rm -rf /opt/venv/lib/python3.11/site-packages/tensorflow/include \
-    && find /opt/venv/lib/python3.11/site-packages/tensorflow -name '*.so*' -type f -exec strip --strip-unneeded {} + \
-    && TF_CPP_MIN_LOG_LEVEL=2 /opt/venv/bin/python -c "import tensorflow, keras; print('tensorflow', tensorflow.__version__, 'keras', keras.__version__)"
+    && /opt/venv/bin/python -c "import fastapi, h5py, numpy, PIL, prometheus_client, uvicorn; print('numpy', numpy.__version__, 'h5py', h5py.__version__)"
 
 # ---- the image: base + venv + the service's code + the committed model, run as a non-root user
 FROM python:3.11-slim
@@ -43,7 +33,7 @@ COPY training/__init__.py training/data.py ./training/
 COPY models/mnist-mlp.keras models/mnist-mlp.json ./models/
 RUN python -m compileall -q app training
 # Every setting is an environment variable (README "Configuration"). Nothing is written outside /tmp
-# (Keras's config dir via HOME, several workers' metrics), so the root filesystem can be read-only.
+# (several workers' metrics), so the root filesystem can be read-only.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/srv/mnist-service \
     PYTHONDONTWRITEBYTECODE=1 \

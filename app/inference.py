@@ -132,7 +132,13 @@ class Classifier:
 
 
 def load_keras_model(path: Path) -> Any:
-    import keras  # heavy (TensorFlow): only for the optional cross-check and the tests
+    try:
+        import keras  # heavy (TensorFlow): only for the optional cross-check and the tests
+    except ImportError:
+        raise ModelLoadError(
+            "MNIST_CHECK_WITH_KERAS needs Keras and TensorFlow, which are not installed here (the Docker image "
+            "serves without them): pip install keras tensorflow-cpu, or leave the check off."
+        ) from None
 
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
