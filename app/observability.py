@@ -44,6 +44,7 @@ INFERENCE_LATENCY = Histogram(
 )
 INFERENCE_BATCH = Histogram("mnist_inference_batch_size", "Images per model call", buckets=BATCH_BUCKETS)
 PREDICTIONS = Counter("mnist_predictions_total", "Predictions made, by predicted digit", ["digit"])
+PREDICTED = [PREDICTIONS.labels(str(digit)) for digit in range(10)]  # labels() costs more than inc()
 # Info metrics don't exist in multiprocess mode; a gauge fixed at 1 with the labels is the usual stand-in.
 MODEL_INFO = Gauge("mnist_model_info", "The served model", ["name", "version", "sha256"], multiprocess_mode="max")
 
@@ -52,9 +53,8 @@ def observe_inference(batch_size: int, seconds: float, probabilities: np.ndarray
     """Record one model call: its latency, its batch size and the digits it predicted."""
     INFERENCE_LATENCY.observe(seconds)
     INFERENCE_BATCH.observe(batch_size)
-    for digit, count in enumerate(np.bincount(probabilities.argmax(axis=1), minlength=10)):
-        if count:
-            PREDICTIONS.labels(str(digit)).inc(int(count))
+    for digit in probabilities.argmax(axis=1).tolist():
+        PREDICTED[digit].inc()
 
 
 def set_model_info(name: str, version: str, sha256: str) -> None:
