@@ -25,7 +25,7 @@ from typing import BinaryIO, Protocol
 import numpy as np
 
 from app.inference import DenseLayer, forward
-from app.preprocessing import ImageError, Mode, Preprocessed, preprocess
+from app.preprocessing import ImageError, InvalidImage, Mode, Preprocessed, preprocess
 
 log = logging.getLogger("app")
 HEADER = struct.Struct("<Q")
@@ -132,58 +132,98 @@ class ThreadEngine:
 
 
 class ChildEngine:
-    """A child process `python -m app.engine`, driven from the event loop through its pipes."""
+    """A child process `python -m app.engine`, driven from the event loop through its pipes.
 
-    def __init__(self, layers: list[DenseLayer], child: asyncio.subprocess.Process) -> None:
+    It is also a crash boundary: image decoders are native code, and a file that crashes one kills
+    only the child. A new child is started and the batch retried request by request, then file by
+    file; the file that kills the child again is refused as corrupt (400), the rest are answered.
+    """
+
+    def __init__(self, layers: list[DenseLayer]) -> None:
         self.layers = layers
-        self._child = child
-        self._fallback = ThreadEngine(layers)
+        self._child: asyncio.subprocess.Process | None = None
 
     @classmethod
     async def start(cls, layers: list[DenseLayer]) -> ChildEngine:
+        engine = cls(layers)
+        await engine._spawn()
+        return engine
+
+    async def _spawn(self) -> None:
         root = str(Path(__file__).resolve().parent.parent)  # where `app` is, whatever the working directory
-        child = await asyncio.create_subprocess_exec(
+        self._child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "app.engine", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))},
         )  # fmt: skip
-        engine = cls(layers, child)
-        await engine._ask(layers)  # the child answers once it holds the weights
-        return engine
+        await self._ask(self.layers)  # the child answers once it holds the weights
 
     async def evaluate(self, tasks: list[Task]) -> Evaluation:
-        """The child's evaluation of `tasks`. Should the child die, this batch is done in a thread and a
-        new child started."""
         try:
-            evaluation = await self._ask(tasks)
-            assert isinstance(evaluation, Evaluation)
-            return evaluation
+            return await self._evaluate(tasks)
         except Exception as exc:  # a dead child (EOF), a broken pipe, an answer that doesn't unpickle
-            log.error("the engine process failed (%s: %s); starting a new one", type(exc).__name__, exc)
-            await self._stop()
-            self._child = (await ChildEngine.start(self.layers))._child
-            return await self._fallback.evaluate(tasks)
+            log.error("the engine process failed (%s: %s); retrying its batch in a new one", type(exc).__name__, exc)
+            await self._restart()
+        return merge([await self._isolate(task) for task in tasks])
+
+    async def _isolate(self, task: Task) -> Evaluation:
+        """One request alone; if it kills the child, each of its files alone to find the one that does."""
+        try:
+            return await self._evaluate([task])
+        except Exception:
+            await self._restart()
+        for index, source in enumerate(task.sources):
+            try:
+                await self._evaluate([Task([source], task.mode, task.max_pixels)])
+            except Exception:
+                await self._restart()
+                log.error("an upload crashed the engine process; refused as corrupt")
+                return failed(Failed(index, InvalidImage("The image could not be decoded: it crashed the decoder.")))
+        return failed(Failed(0, RuntimeError("the engine process failed twice on this request")))
+
+    async def _evaluate(self, tasks: list[Task]) -> Evaluation:
+        evaluation = await self._ask(tasks)
+        if not isinstance(evaluation, Evaluation):
+            raise TypeError(f"the engine process answered a {type(evaluation).__name__}")
+        return evaluation
 
     async def _ask(self, value: object) -> object:
-        assert self._child.stdin is not None and self._child.stdout is not None
+        assert self._child is not None and self._child.stdin is not None and self._child.stdout is not None
         data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         self._child.stdin.write(HEADER.pack(len(data)) + data)
         await self._child.stdin.drain()
         (size,) = HEADER.unpack(await self._child.stdout.readexactly(HEADER.size))
         return pickle.loads(await self._child.stdout.readexactly(size))
 
-    async def close(self) -> None:
-        await self._stop()
-        await self._fallback.close()
+    async def _restart(self) -> None:
+        await self.close()
+        await self._spawn()
 
-    async def _stop(self) -> None:
+    async def close(self) -> None:
         """Close its input (the child exits at end of input) and reap it."""
-        if self._child.stdin is not None:
-            self._child.stdin.close()
+        child, self._child = self._child, None
+        if child is None:
+            return
+        if child.stdin is not None:
+            child.stdin.close()
         try:
-            await asyncio.wait_for(self._child.wait(), 5)
+            await asyncio.wait_for(child.wait(), 5)
         except TimeoutError:
-            self._child.kill()
-            await self._child.wait()
+            child.kill()
+            await child.wait()
+
+
+def failed(outcome: Failed) -> Evaluation:
+    return Evaluation([outcome], 0, 0.0, np.empty((0, 10), np.float32))
+
+
+def merge(parts: list[Evaluation]) -> Evaluation:
+    """Evaluations of consecutive tasks as one (their model calls counted together)."""
+    return Evaluation(
+        [outcome for part in parts for outcome in part.outcomes],
+        sum(part.batch_size for part in parts),
+        sum(part.seconds for part in parts),
+        np.concatenate([part.probabilities for part in parts]),
+    )
 
 
 def main() -> None:

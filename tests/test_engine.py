@@ -19,10 +19,10 @@ from PIL import Image
 from app import batching
 from app.batching import Batcher, Upload
 from app.config import Settings
-from app.engine import Done, Evaluation, Task
+from app.engine import ChildEngine, Done, Evaluation, Failed, Task
 from app.inference import Classifier
 from app.main import create_app
-from app.preprocessing import Preprocessed
+from app.preprocessing import InvalidImage, Preprocessed
 
 ROOT = Path(__file__).resolve().parent.parent
 SEVEN = (ROOT / "tests" / "data" / "seven.png").read_bytes()
@@ -135,3 +135,41 @@ def test_a_second_engine_takes_the_queue_only_behind_a_long_batch(
         assert first.batches == [1] and second.batches == [3]
     else:  # they waited for the first engine's short batch and ran there as one batch
         assert first.batches == [1, 3] and second.batches == []
+
+
+class CrashOnMarker(ChildEngine):
+    """A real engine process, killed whenever a batch holds the upload b"CRASH" (as a decoder crash would)."""
+
+    async def _evaluate(self, tasks: list[Task]) -> Evaluation:
+        if any(source == b"CRASH" for task in tasks for source in task.sources):
+            assert self._child is not None
+            self._child.kill()
+            await self._child.wait()
+        return await super()._evaluate(tasks)
+
+
+def test_an_upload_that_kills_the_engine_is_refused_and_the_rest_answered(classifier: Classifier) -> None:
+    async def scenario() -> tuple[Evaluation, int, bool]:
+        engine = await CrashOnMarker.start(classifier.layers)
+        assert engine._child is not None
+        before = engine._child.pid
+        tasks = [
+            Task([SEVEN], "mnist", 10**6),
+            Task([SEVEN, b"CRASH", SEVEN], "mnist", 10**6),
+            Task([SEVEN], "mnist", 10**6),
+        ]
+        evaluation = await engine.evaluate(tasks)
+        assert engine._child is not None
+        assert engine._child.pid != before and isinstance(
+            await engine.evaluate([Task([SEVEN], "mnist", 10**6)]), Evaluation
+        )
+        serving = alive(engine._child.pid)
+        await engine.close()
+        return evaluation, before, serving
+
+    evaluation, before, serving = asyncio.run(scenario())
+    first, crashed, last = evaluation.outcomes
+    assert isinstance(first, Done) and isinstance(last, Done) and int(last.rows[0].argmax()) == 7
+    assert isinstance(crashed, Failed) and crashed.index == 1 and isinstance(crashed.error, InvalidImage)
+    assert "crashed the decoder" in str(crashed.error)
+    assert evaluation.batch_size == 2 and not alive(before) and serving
