@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import Awaitable
 from typing import Annotated, Any
 
@@ -159,6 +160,9 @@ async def read_single_upload(request: Request) -> list[Upload]:
     """The image of a multipart field `file` or of a raw image body."""
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
+        body = await request.body()  # within the byte cap (BodyLimitMiddleware); Starlette's form() reuses it
+        if (data := single_file_part(body, request.headers["content-type"])) is not None:
+            return [Upload(data)]
         form = await request.form(max_files=1, max_fields=16)
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -171,6 +175,31 @@ async def read_single_upload(request: Request) -> list[Upload]:
         f"Content-Type {content_type or '(none)'!r} is not accepted; send multipart/form-data with the field "
         "`file`, or the raw image with Content-Type image/* or application/octet-stream.",
     )  # fmt: skip
+
+
+BOUNDARY = re.compile(r'boundary=(?:"([^"]{1,70})"|([^\s";,]{1,70}))', re.IGNORECASE)
+FILE_PART = re.compile(rb'content-disposition: *form-data; *name="file"; *filename="[^"\\\r\n]*" *', re.IGNORECASE)
+
+
+def single_file_part(body: bytes, content_type: str) -> bytes | None:
+    """The file of a multipart body that is exactly one part, a file in the field `file` (what curl -F,
+    browsers and httpx send for one image), or None for anything else, which Starlette's parser then
+    reads. Starlette's parser costs ~0.1 ms a request, a third of the event loop's work per upload;
+    this one, string searches over the body held in memory anyway, a few microseconds."""
+    match = BOUNDARY.search(content_type)
+    if match is None:
+        return None
+    delimiter = b"--" + (match.group(1) or match.group(2)).encode("latin-1")
+    start = len(delimiter) + 2
+    if not body.startswith(delimiter + b"\r\n"):
+        return None
+    end = body.find(b"\r\n" + delimiter, start)
+    if end < 0 or not body.startswith(b"--", end + 2 + len(delimiter)):  # the closing delimiter: one part only
+        return None
+    headers_end = body.find(b"\r\n\r\n", start, end)
+    if headers_end < 0 or not any(FILE_PART.fullmatch(h) for h in body[start:headers_end].split(b"\r\n")):
+        return None
+    return body[headers_end + 4 : end]
 
 
 async def read_batch_upload(request: Request, max_files: int) -> list[Upload]:
