@@ -191,8 +191,17 @@ def test_request_shape_errors(client: TestClient) -> None:
     assert response.status_code == 415 and response.json()["code"] == "unsupported_media_type"
     response = client.post("/v1/predict", files={"wrong": ("a.png", SEVEN, "image/png")})
     assert response.status_code == 422 and response.json()["code"] == "missing_file"
-    response = client.post("/v1/predict?preprocess=fancy", files={"file": ("a.png", SEVEN, "image/png")})
-    assert response.status_code == 422 and response.json()["code"] == "invalid_request"
+    for query in ("preprocess=fancy", "explain=maybe", "preprocess=MNIST"):
+        for path in ("/v1/predict", "/v1/predict/batch"):
+            field = "files" if path.endswith("batch") else "file"
+            response = client.post(f"{path}?{query}", files={field: ("a.png", SEVEN, "image/png")})
+            assert response.status_code == 422 and response.json()["code"] == "invalid_request", (path, query)
+            assert query.split("=")[0] in response.json()["detail"]
+    for value in ("true", "True", "1", "yes", "on"):  # booleans as FastAPI (pydantic) reads them
+        response = client.post(f"/v1/predict?explain={value}", files={"file": ("a.png", SEVEN, "image/png")})
+        assert "input_image" in response.json()
+    response = client.post("/v1/predict?explain=off", files={"file": ("a.png", SEVEN, "image/png")})
+    assert "input_image" not in response.json()
 
 
 def test_model_health_and_readiness(client: TestClient, classifier: Classifier) -> None:

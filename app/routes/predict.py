@@ -6,10 +6,10 @@ import base64
 import io
 import re
 from collections.abc import Awaitable
-from typing import Annotated, Any
+from typing import Any, cast
 
 import numpy as np
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from app.batching import Batcher, BatchError, Upload
 from app.deps import ClassifierDep, SettingsDep, serving_state
 from app.errors import ApiError, error_responses, image_error_status
-from app.preprocessing import ImageError, Mode, Preprocessed, preprocess
+from app.preprocessing import MODES, ImageError, Mode, Preprocessed, preprocess
 from app.schemas import BatchPrediction, ModelInfo, Prediction
 
 router = APIRouter(prefix="/v1", tags=["v1: predict"])
@@ -31,16 +31,23 @@ MODE_DESCRIPTIONS = {
 }
 RAW_TYPES = ("image/", "application/octet-stream")
 INLINE_PREPROCESS_BYTES = 256 * 1024  # bigger uploads are decoded in the thread pool, not the batcher
-PreprocessQuery = Annotated[
-    Mode,
-    Query(
-        description="how the upload is brought to the model's input: "
-        + "; ".join(f"`{k}`: {v}" for k, v in MODE_DESCRIPTIONS.items())
-    ),
-]
-ExplainQuery = Annotated[
-    bool, Query(description="add `input_image`: the 28x28 image the model saw, as a base64 PNG data URL")
-]
+# The two query parameters are read by query_options(), not declared to FastAPI: its per-request
+# dependency solving cost more than the rest of the routing. They are documented here instead.
+QUERY_PARAMETERS = [
+    {
+        "name": "preprocess", "in": "query", "required": False,
+        "description": "how the upload is brought to the model's input: "
+        + "; ".join(f"`{k}`: {v}" for k, v in MODE_DESCRIPTIONS.items()),
+        "schema": {"type": "string", "enum": list(MODES), "default": "mnist"},
+    },
+    {
+        "name": "explain", "in": "query", "required": False,
+        "description": "add `input_image`: the 28x28 image the model saw, as a base64 PNG data URL",
+        "schema": {"type": "boolean", "default": False},
+    },
+]  # fmt: skip
+BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "t": True, "y": True,
+            "false": False, "0": False, "no": False, "off": False, "f": False, "n": False}  # fmt: skip
 BINARY = {"type": "string", "format": "binary"}
 SINGLE_BODY: dict[str, Any] = {
     "requestBody": {
@@ -81,11 +88,10 @@ BATCH_BODY: dict[str, Any] = {
     response_model=Prediction,
     response_model_exclude_none=True,
     responses=error_responses(400, 413, 415, 422, 503),
-    openapi_extra=SINGLE_BODY,
+    openapi_extra={**SINGLE_BODY, "parameters": QUERY_PARAMETERS},
 )
-async def predict(
-    request: Request, preprocess: PreprocessQuery = "mnist", explain: ExplainQuery = False
-) -> JSONResponse:
+async def predict(request: Request) -> JSONResponse:
+    preprocess, explain = query_options(request)
     batcher, settings = serving_state(request)
     uploads = await receive(request, batcher, read_single_upload(request))
     prediction = (await run_batch(batcher, uploads, preprocess, settings.max_pixels, explain))[0]
@@ -104,11 +110,10 @@ async def predict(
     response_model=BatchPrediction,
     response_model_exclude_none=True,
     responses=error_responses(400, 413, 415, 422, 503),
-    openapi_extra=BATCH_BODY,
+    openapi_extra={**BATCH_BODY, "parameters": QUERY_PARAMETERS},
 )
-async def predict_batch(
-    request: Request, preprocess: PreprocessQuery = "mnist", explain: ExplainQuery = False
-) -> JSONResponse:
+async def predict_batch(request: Request) -> JSONResponse:
+    preprocess, explain = query_options(request)
     batcher, settings = serving_state(request)
     uploads = await receive(request, batcher, read_batch_upload(request, settings.max_batch_files))
     predictions = await run_batch(batcher, uploads, preprocess, settings.max_pixels, explain)
@@ -145,6 +150,22 @@ async def model_info(classifier: ClassifierDep, settings: SettingsDep) -> ModelI
 
 
 # ---------------------------------------------------------------------------------------------------
+
+
+def query_options(request: Request) -> tuple[Mode, bool]:
+    """`preprocess` and `explain` from the query string, validated as FastAPI would (422 otherwise)."""
+    query = request.query_params
+    mode = query.get("preprocess", "mnist")
+    if mode not in MODES:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"Invalid request: query.preprocess: Input should be {' or '.join(map(repr, MODES))}.",
+        )
+    explain = BOOLEANS.get(query.get("explain", "false").lower())
+    if explain is None:
+        raise ApiError(422, "invalid_request", "Invalid request: query.explain: Input should be a valid boolean.")
+    return cast(Mode, mode), explain
 
 
 async def receive(request: Request, batcher: Batcher, reading: Awaitable[list[Upload]]) -> list[Upload]:
