@@ -95,8 +95,9 @@ class Batcher:
         """Give queued jobs to idle engines, up to max_batch_size images each.
 
         While an engine is busy, the queue goes to a second one only once the first has worked for
-        SPILL_AFTER_S: light batches (small images, ~1 ms) then keep growing in one engine, where the
-        model is cheaper per image, and heavy ones (photos, drawings) spread over the cores.
+        SPILL_AFTER_S, or holds a full batch: light batches (small images, ~1 ms) then keep growing in
+        one engine, where the model is cheaper per image, and heavy ones (photos, drawings, full
+        batches) spread over the cores.
         """
         if timer:
             self._timer = None
@@ -105,7 +106,7 @@ class Batcher:
             wait = 0.0
             if self.max_wait_s > 0 and not timer and self.receiving > 0 and self._size() < self.max_batch_size:
                 wait = self.max_wait_s  # a little time for the requests being received to join this batch
-            elif self._busy:
+            elif self._busy and self._size() < self.max_batch_size:  # a full batch goes at once
                 wait = min(self._busy.values()) + SPILL_AFTER_S - loop.time()
             if wait > 0:
                 if self._timer is None:

@@ -173,3 +173,19 @@ def test_an_upload_that_kills_the_engine_is_refused_and_the_rest_answered(classi
     assert isinstance(crashed, Failed) and crashed.index == 1 and isinstance(crashed.error, InvalidImage)
     assert "crashed the decoder" in str(crashed.error)
     assert evaluation.batch_size == 2 and not alive(before) and serving
+
+
+def test_a_full_batch_goes_to_an_idle_engine_at_once(classifier: Classifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batching, "SPILL_AFTER_S", 10.0)  # no spilling by time in this test
+
+    async def scenario() -> tuple[FakeEngine, FakeEngine]:
+        batcher = Batcher(classifier, max_batch_size=2)
+        first, second = FakeEngine(0.2), FakeEngine(0.2)
+        batcher._engines, batcher._idle = [second, first], [second, first]
+        jobs = [asyncio.ensure_future(batcher.predict([Upload(b"a"), Upload(b"b")], "mnist", 100)) for _ in range(2)]
+        await asyncio.wait_for(asyncio.gather(*jobs), 1.0)  # both engines at once: ~0.2 s, not 0.4 s or 10 s
+        await batcher.close()
+        return first, second
+
+    first, second = asyncio.run(scenario())
+    assert first.batches == [1] and second.batches == [1]

@@ -1,5 +1,5 @@
-"""The fast path for single-file multipart uploads (app/routes/predict.py, single_file_part) reads exactly
-what Starlette's parser reads, and leaves every other body to it."""
+"""The fast path for multipart uploads (app/routes/predict.py, file_parts) reads exactly what Starlette's
+parser reads, and leaves every other body to it."""
 
 from __future__ import annotations
 
@@ -13,24 +13,30 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from app.routes.predict import single_file_part
+from app.routes.predict import file_parts
 
 
 async def echo(request: Request) -> Response:
-    """What Starlette's own parser makes of the field `file`: its bytes, or a note that it isn't a file."""
+    """What Starlette's own parser makes of the body: every field's name, filename and bytes, as a repr."""
     form = await request.form()
-    upload = form.get("file")
-    if upload is None or isinstance(upload, str):
-        return Response(b"no file", status_code=422)
-    return Response(await upload.read())
+    fields = [
+        (name, value.filename, await value.read()) if not isinstance(value, str) else (name, None, value)
+        for name, value in form.multi_items()
+    ]
+    return Response(repr(fields).encode())
 
 
 STARLETTE = TestClient(Starlette(routes=[Route("/", echo, methods=["POST"])]))
 
 
-def starlette_reads(body: bytes, content_type: str) -> bytes | None:
+def starlette_reads(body: bytes, content_type: str) -> list[tuple[str, str | None, bytes | str]] | None:
     response = STARLETTE.post("/", content=body, headers={"Content-Type": content_type})
-    return response.content if response.status_code == 200 else None
+    return eval(response.content) if response.status_code == 200 else None
+
+
+def fast_reads(body: bytes, content_type: str, field: str) -> list[tuple[str, str | None, bytes | str]] | None:
+    parts = file_parts(body, content_type, field)
+    return None if parts is None else [(field, part.filename, part.data or b"") for part in parts]
 
 
 def httpx_body(files: dict[str, object], data: dict[str, str] | None = None) -> tuple[bytes, str]:
@@ -69,25 +75,45 @@ CASES = {
     "no boundary parameter": (raw("q", FILE), "multipart/form-data"),
 }
 
+FILES = FILE.replace(b'name="file"', b'name="files"')
+BATCHES = {
+    "httpx, 3 files": httpx_body([("files", (f"{i}.png", bytes([i]) * 10, "image/png")) for i in range(3)]),  # type: ignore[dict-item]
+    "utf-8 and latin-1 filenames": (
+        raw("q", *(FILES.replace(b'"7.png"', name) for name in ('"s\xc3\xa9pt.png"'.encode("latin-1"), b'"\xe9.png"'))),
+        "multipart/form-data; boundary=q",
+    ),
+    "a text field among the files": (
+        raw("q", FILES, b'Content-Disposition: form-data; name="files"\r\n\r\ntext'),
+        "multipart/form-data; boundary=q",
+    ),
+    "another field": (raw("q", FILES, FILE), "multipart/form-data; boundary=q"),
+}
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_reads_what_starlette_reads_or_leaves_it_to_starlette(name: str) -> None:
-    body, content_type = CASES[name]
-    fast = single_file_part(body, content_type)
+
+@pytest.mark.parametrize(("field", "name"), [("file", n) for n in CASES] + [("files", n) for n in BATCHES])
+def test_reads_what_starlette_reads_or_leaves_it_to_starlette(field: str, name: str) -> None:
+    body, content_type = {**CASES, **BATCHES}[name]
+    fast = fast_reads(body, content_type, field)
     assert fast is None or fast == starlette_reads(body, content_type), name
 
 
 def test_the_usual_clients_take_the_fast_path() -> None:
     for name in ("httpx", "curl", "quoted boundary", "lowercase header, no part type", "empty file"):
-        assert single_file_part(*CASES[name]) is not None, name
+        assert file_parts(*CASES[name], "file") is not None, name
+    for name in ("httpx, 3 files", "utf-8 and latin-1 filenames"):
+        assert file_parts(*BATCHES[name], "files") is not None, name
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=2000), st.sampled_from(["b0undary", "----WebKitFormBoundary7MA4YWxkTrZu0gW", "x"]))
-def test_any_file_content_reads_as_starlette_reads_it(content: bytes, boundary: str) -> None:
-    body = raw(boundary, b'Content-Disposition: form-data; name="file"; filename="f"\r\n\r\n' + content)
+@given(
+    st.lists(st.binary(max_size=600), min_size=1, max_size=4),
+    st.sampled_from(["b0undary", "----WebKitFormBoundary7MA4YWxkTrZu0gW", "x"]),
+)
+def test_any_file_contents_read_as_starlette_reads_them(contents: list[bytes], boundary: str) -> None:
+    head = b'Content-Disposition: form-data; name="files"; filename="f"\r\n\r\n'
+    body = raw(boundary, *(head + content for content in contents))
     content_type = f"multipart/form-data; boundary={boundary}"
-    fast = single_file_part(body, content_type)
+    fast = fast_reads(body, content_type, "files")
     assert fast is None or fast == starlette_reads(body, content_type)
-    if f"--{boundary}".encode() not in content:  # a well-formed body: the fast path takes it
-        assert fast == content
+    if not any(f"--{boundary}".encode() in content for content in contents):  # well formed: the fast path takes it
+        assert fast == [("files", "f", content) for content in contents]
