@@ -79,7 +79,8 @@ class BodyLimitMiddleware:
             nonlocal received
             left = deadline - asyncio.get_running_loop().time()
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, min(self.idle_timeout, left)))
+                async with asyncio.timeout(max(0.0, min(self.idle_timeout, left))):  # cheaper than wait_for
+                    message = await receive()
             except TimeoutError:
                 if left <= self.idle_timeout:
                     raise BodyTimeout(f"The request body took over {self.total_timeout:g} s to arrive.") from None
