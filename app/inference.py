@@ -32,11 +32,21 @@ class DenseLayer:
     activation: str  # "relu", "softmax" or "linear"
 
 
+SPARSE_SHARE = 0.35  # see forward()
+
+
 def forward(layers: list[DenseLayer], batch: np.ndarray) -> np.ndarray:
-    """The MLP's forward pass: (N, 784) float32 in [0, 1] -> (N, 10) float32 softmax probabilities."""
+    """The MLP's forward pass: (N, 784) float32 in [0, 1] -> (N, 10) float32 softmax probabilities.
+
+    A digit is mostly background, and ReLU zeroes many hidden units: when few of a layer's inputs are
+    non-zero anywhere in the batch, only their rows of the kernel are multiplied. At batch 1 that reads
+    ~0.5 MB of weights instead of 5 MB (0.06 ms instead of 0.2 ms); from batch ~4 the inputs' union is
+    too dense for it to pay and the full product is used. Same sums, in another order (~1e-7).
+    """
     x = np.asarray(batch, dtype=np.float32)
     for layer in layers:
-        x = x @ layer.kernel
+        used = np.flatnonzero(x.any(axis=0))
+        x = x[:, used] @ layer.kernel[used] if used.size < SPARSE_SHARE * x.shape[1] else x @ layer.kernel
         x += layer.bias
         if layer.activation == "relu":
             np.maximum(x, 0.0, out=x)

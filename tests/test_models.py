@@ -85,7 +85,10 @@ def test_the_service_reads_every_preset_as_keras_computes_it(name: str, tmp_path
     layers = read_dense_layers(tmp_path / "m.keras")
     batch = np.random.default_rng(1).random((32, 784), dtype=np.float32)
     batch[:16] *= batch[:16] > 0.7
-    np.testing.assert_allclose(forward(layers, batch), np.asarray(model(batch, training=False)), atol=1e-5, rtol=0)
+    expected = np.asarray(model(batch, training=False))
+    np.testing.assert_allclose(forward(layers, batch), expected, atol=1e-5, rtol=0)
+    for row in (0, 20):  # one sparse, digit-like row (the sparse product) and one dense row
+        np.testing.assert_allclose(forward(layers, batch[row : row + 1]), expected[row : row + 1], atol=1e-5, rtol=0)
 
 
 def test_the_cross_check_refuses_a_model_keras_disagrees_with(tmp_path: Path) -> None:
