@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.engine import ChildEngine, Done, Engine, Task, ThreadEngine
+from app.errors import ApiError
 from app.inference import Classifier
 from app.preprocessing import ImageError, Mode, Preprocessed
 
@@ -66,6 +67,7 @@ class Batcher:
         self._running: set[asyncio.Task[None]] = set()
         self._busy: dict[Engine, float] = {}  # engine -> when its batch started (loop time)
         self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
 
     async def start(self, processes: int) -> None:
         """Start `processes` child engines (0: one thread engine in this process)."""
@@ -83,8 +85,14 @@ class Batcher:
         return await job.future
 
     async def close(self) -> None:
+        """Stop: queued requests get 503, batches in progress are abandoned, the engines stop."""
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
+        while self._jobs:
+            _settle(
+                self._jobs.popleft(), error=ApiError(503, "not_ready", "The server is shutting down; retry shortly.")
+            )
         for task in list(self._running):
             task.cancel()
         for engine in self._engines:
@@ -101,7 +109,7 @@ class Batcher:
         """
         if timer:
             self._timer = None
-        while self._jobs and self._idle:
+        while self._jobs and self._idle and not self._closed:
             loop = asyncio.get_running_loop()
             wait = 0.0
             if self.max_wait_s > 0 and not timer and self.receiving > 0 and self._size() < self.max_batch_size:
