@@ -72,6 +72,13 @@ CASES = {
     ),
     "preamble": (raw("q", FILE, preamble=b"this is a preamble\r\n"), "multipart/form-data; boundary=q"),
     "no closing delimiter": (raw("q", FILE)[: -len("--q--\r\n")], "multipart/form-data; boundary=q"),
+    "base64 transfer encoding": (
+        raw(
+            "q",
+            b'Content-Disposition: form-data; name="file"; filename="x"\r\nContent-Transfer-Encoding: base64\r\n\r\nUE5HREFUQQ==',
+        ),
+        "multipart/form-data; boundary=q",
+    ),
     "no boundary parameter": (raw("q", FILE), "multipart/form-data"),
 }
 

@@ -229,6 +229,8 @@ def file_parts(body: bytes, content_type: str, field: str) -> list[Upload] | Non
         disposition = DISPOSITION.fullmatch(dispositions[0]) if len(dispositions) == 1 else None
         if disposition is None or disposition.group(1) != field.encode():
             return None
+        if any(line[:13].lower() != b"content-type:" for line in lines if line is not dispositions[0]):
+            return None  # another header, such as Content-Transfer-Encoding (which Starlette would apply)
         uploads.append(Upload(body[headers_end + 4 : end], _decode_filename(disposition.group(2))))
         at = end + 2 + len(opening)
         if body.startswith(b"--", at):  # the closing delimiter
