@@ -1,7 +1,7 @@
 """The batcher's work, preprocessing then one model call for a batch of requests, in a child process.
 
 Decoding and normalising an image is Python and numpy work on small arrays: it holds the GIL, so in
-the server's own process it competes with the event loop for one core. `EngineProcess` runs the batch
+the server's own process it competes with the event loop for one core. `ChildEngine` runs the batch
 in a child (`python -m app.engine`: numpy, Pillow and the model's weights, no TensorFlow), so the
 event loop keeps a core to itself. One message each way per batch: length-prefixed pickles over the
 child's stdin and stdout. `ThreadEngine` does the same work in a thread instead (MNIST_ENGINE_PROCESSES=0).
