@@ -69,10 +69,11 @@ class Batcher:
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
 
-    async def start(self, processes: int) -> None:
+    async def start(self, processes: int, timeout_s: float = 30.0) -> None:
         """Start `processes` child engines (0: one thread engine in this process)."""
         layers = self.classifier.layers
-        self._engines = [await ChildEngine.start(layers) for _ in range(processes)] or [ThreadEngine(layers)]
+        engines: list[Engine] = [await ChildEngine.start(layers, timeout_s) for _ in range(processes)]
+        self._engines = engines or [ThreadEngine(layers)]
         self._idle = list(self._engines)
 
     async def predict(

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
         2, ge=0, le=64,
         description="child processes that preprocess and evaluate batches, off the event loop's core (0: threads)",
     )  # fmt: skip
+    engine_timeout_s: float = Field(
+        30.0, gt=0, description="a batch an engine process takes longer on is retried file by file in a new one"
+    )
     check_with_keras: bool = Field(
         False, description="also load the model with Keras at start-up and refuse to serve if it answers differently"
     )

@@ -137,15 +137,18 @@ class ChildEngine:
     It is also a crash boundary: image decoders are native code, and a file that crashes one kills
     only the child. A new child is started and the batch retried request by request, then file by
     file; the file that kills the child again is refused as corrupt (400), the rest are answered.
+    A batch that takes over `timeout_s` is treated the same way, so a file that would hang a decoder
+    costs a few timeouts, not an engine.
     """
 
-    def __init__(self, layers: list[DenseLayer]) -> None:
+    def __init__(self, layers: list[DenseLayer], timeout_s: float = 30.0) -> None:
         self.layers = layers
+        self.timeout_s = timeout_s
         self._child: asyncio.subprocess.Process | None = None
 
     @classmethod
-    async def start(cls, layers: list[DenseLayer]) -> ChildEngine:
-        engine = cls(layers)
+    async def start(cls, layers: list[DenseLayer], timeout_s: float = 30.0) -> ChildEngine:
+        engine = cls(layers, timeout_s)
         await engine._spawn()
         return engine
 
@@ -174,14 +177,23 @@ class ChildEngine:
         for index, source in enumerate(task.sources):
             try:
                 await self._evaluate([Task([source], task.mode, task.max_pixels)])
-            except Exception:
+            except Exception as exc:
                 await self._restart()
-                log.error("an upload crashed the engine process; refused as corrupt")
-                return failed(Failed(index, InvalidImage("The image could not be decoded: it crashed the decoder.")))
+                log.error(
+                    "an upload %s the engine process; refused",
+                    "stalled" if isinstance(exc, TimeoutError) else "crashed",
+                )
+                why = (
+                    f"decoding it took over {self.timeout_s:g} s"
+                    if isinstance(exc, TimeoutError)
+                    else "it crashed the decoder"
+                )
+                return failed(Failed(index, InvalidImage(f"The image could not be decoded: {why}.")))
         return failed(Failed(0, RuntimeError("the engine process failed twice on this request")))
 
     async def _evaluate(self, tasks: list[Task]) -> Evaluation:
-        evaluation = await self._ask(tasks)
+        async with asyncio.timeout(self.timeout_s):
+            evaluation = await self._ask(tasks)
         if not isinstance(evaluation, Evaluation):
             raise TypeError(f"the engine process answered a {type(evaluation).__name__}")
         return evaluation
@@ -195,6 +207,9 @@ class ChildEngine:
         return pickle.loads(await self._child.stdout.readexactly(size))
 
     async def _restart(self) -> None:
+        """Kill the child (it failed, or hangs) and start another."""
+        if self._child is not None and self._child.returncode is None:
+            self._child.kill()
         await self.close()
         await self._spawn()
 

@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
                               "settings": settings.model_dump(mode="json")}},
         )  # fmt: skip
         batcher = Batcher(loaded, settings.batch_max_size, settings.batch_max_wait_ms / 1000)
-        await batcher.start(settings.engine_processes)
+        await batcher.start(settings.engine_processes, settings.engine_timeout_s)
         app.state.batcher = batcher
         # Keras leaves ~300,000 long-lived objects behind; each full garbage collection walked them all
         # (~120 ms, stalling every request in flight: the p99). Frozen, collections skip them.

@@ -189,3 +189,35 @@ def test_a_full_batch_goes_to_an_idle_engine_at_once(classifier: Classifier, mon
 
     first, second = asyncio.run(scenario())
     assert first.batches == [1] and second.batches == [1]
+
+
+class HangOnMarker(ChildEngine):
+    """A real engine process, stopped (SIGSTOP: it never answers) whenever a batch holds b"HANG"."""
+
+    async def _evaluate(self, tasks: list[Task]) -> Evaluation:
+        if any(source == b"HANG" for task in tasks for source in task.sources):
+            assert self._child is not None
+            os.kill(self._child.pid, signal.SIGSTOP)
+        return await super()._evaluate(tasks)
+
+
+def test_an_upload_that_stalls_the_engine_is_refused_after_the_timeout(classifier: Classifier) -> None:
+    async def scenario() -> tuple[Evaluation, int, bool]:
+        engine = await HangOnMarker.start(classifier.layers, timeout_s=0.5)
+        assert engine._child is not None
+        before = engine._child.pid
+        evaluation = await engine.evaluate([Task([SEVEN], "mnist", 10**6), Task([b"HANG"], "mnist", 10**6)])
+        assert engine._child is not None
+        serving = alive(engine._child.pid) and isinstance(
+            await engine.evaluate([Task([SEVEN], "mnist", 10**6)]), Evaluation
+        )
+        await engine.close()
+        return evaluation, before, serving
+
+    evaluation, before, serving = asyncio.run(scenario())
+    done, stalled = evaluation.outcomes
+    assert isinstance(done, Done) and int(done.rows[0].argmax()) == 7
+    assert (
+        isinstance(stalled, Failed) and isinstance(stalled.error, InvalidImage) and "over 0.5 s" in str(stalled.error)
+    )
+    assert not alive(before) and serving
