@@ -96,9 +96,14 @@ def _prepare(task: Task) -> list[Preprocessed] | Failed:
     return images
 
 
-def write_message(stream: BinaryIO, value: object) -> None:
+def frame(value: object) -> bytes:
+    """One message on the pipes: its length, then its pickle."""
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(HEADER.pack(len(data)) + data)
+    return HEADER.pack(len(data)) + data
+
+
+def write_message(stream: BinaryIO, value: object) -> None:
+    stream.write(frame(value))
     stream.flush()
 
 
@@ -200,8 +205,7 @@ class ChildEngine:
 
     async def _ask(self, value: object) -> object:
         assert self._child is not None and self._child.stdin is not None and self._child.stdout is not None
-        data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        self._child.stdin.write(HEADER.pack(len(data)) + data)
+        self._child.stdin.write(frame(value))
         await self._child.stdin.drain()
         (size,) = HEADER.unpack(await self._child.stdout.readexactly(HEADER.size))
         return pickle.loads(await self._child.stdout.readexactly(size))

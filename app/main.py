@@ -54,8 +54,9 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         batcher = Batcher(loaded, settings.batch_max_size, settings.batch_max_wait_ms / 1000)
         await batcher.start(settings.engine_processes, settings.engine_timeout_s)
         app.state.batcher = batcher
-        # Keras leaves ~300,000 long-lived objects behind; each full garbage collection walked them all
-        # (~120 ms, stalling every request in flight: the p99). Frozen, collections skip them.
+        # Everything alive now lives as long as the server: frozen, garbage collections skip it. (With
+        # MNIST_CHECK_WITH_KERAS, Keras leaves ~300,000 objects: each full collection walked them in
+        # ~120 ms, stalling every request in flight.)
         gc.collect()
         gc.freeze()
         app.state.classifier = loaded  # from here on /readyz answers 200

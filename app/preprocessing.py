@@ -220,10 +220,7 @@ def as_mnist_digit(image: Image.Image) -> np.ndarray | None:
     rows, cols = np.flatnonzero(pixels.any(axis=1)), np.flatnonzero(pixels.any(axis=0))
     if not rows.size or max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 != BOX or pixels.max() < 0.97 * 255:
         return None
-    mass = pixels.astype(np.float32)
-    total = float(mass.sum())
-    cy = float(mass.sum(axis=1) @ np.arange(SIDE, dtype=np.float32)) / total
-    cx = float(mass.sum(axis=0) @ np.arange(SIDE, dtype=np.float32)) / total
+    cy, cx = centre_of_mass(pixels.astype(np.float32))
     return pixels if abs(cy - CENTRE) <= 0.5 and abs(cx - CENTRE) <= 0.5 else None
 
 
@@ -538,12 +535,19 @@ def fit_to_box(crop: np.ndarray, box: int = BOX) -> np.ndarray:
     return np.clip(resized, 0.0, 255.0)
 
 
+def centre_of_mass(values: np.ndarray) -> tuple[float, float]:
+    """(row, column) of the centre of mass; the middle of an all-zero array."""
+    h, w = values.shape
+    mass = float(values.sum())
+    cy = float((values.sum(axis=1) * np.arange(h)).sum() / mass) if mass else (h - 1) / 2
+    cx = float((values.sum(axis=0) * np.arange(w)).sum() / mass) if mass else (w - 1) / 2
+    return cy, cx
+
+
 def centre_by_mass(digit: np.ndarray) -> np.ndarray:
     """Paste into a 28x28 frame with the centre of mass at (14, 14): (28, 28) uint8."""
     h, w = digit.shape
-    mass = float(digit.sum())
-    cy = float((digit.sum(axis=1) * np.arange(h)).sum() / mass) if mass else (h - 1) / 2
-    cx = float((digit.sum(axis=0) * np.arange(w)).sum() / mass) if mass else (w - 1) / 2
+    cy, cx = centre_of_mass(digit)
     top = min(max(int(np.floor(CENTRE - cy + 0.5)), 0), SIDE - h)
     left = min(max(int(np.floor(CENTRE - cx + 0.5)), 0), SIDE - w)
     frame = np.zeros((SIDE, SIDE), dtype=np.float32)
