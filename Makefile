@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PRESET ?= default
 TRAIN_ARGS ?=
 
-.PHONY: venv serve test browser-test train evaluate lint format bench soak docker-smoke clean
+.PHONY: venv serve test browser-test train evaluate accuracy lint format bench soak docker-smoke clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,9 @@ train: venv  ## retrain models/mnist-mlp.keras (PRESET=default; TRAIN_ARGS="--da
 
 evaluate: venv  ## evaluate models/mnist-mlp.keras on the MNIST test set
 	$(BIN)/python -m training.evaluate $(TRAIN_ARGS)
+
+accuracy: venv  ## accuracy on realistic uploads of each kind vs the raw digits (MNIST_NPZ: its test set; ACCURACY_ARGS="--n 10000")
+	$(BIN)/python -m bench.uploads_accuracy $(ACCURACY_ARGS)
 
 bench: venv  ## the service vs the HTTP floor and the tutorial code: req/s, p50/p99, ratios, start-up, memory
 	@command -v wrk >/dev/null || (apt-get install -y -qq wrk >/dev/null 2>&1 || echo "wrk unavailable: bench uses its Python load generator")

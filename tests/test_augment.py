@@ -95,3 +95,29 @@ def test_pipeline_keeps_each_image_with_its_label(digits: np.ndarray) -> None:
             assert int(label.argmax()) == y[index]
             seen += 1
     assert seen == len(x)
+
+
+def test_use_some_replaces_that_share_of_the_images(digits: np.ndarray) -> None:
+    others = 1 - digits
+    seed = tf.constant((2, 3), dtype=tf.int64)
+
+    def mixed(share: float) -> np.ndarray:
+        return augment.use_some(tf.constant(digits), tf.constant(others), share, seed).numpy()
+
+    np.testing.assert_array_equal(mixed(0.0), digits)
+    np.testing.assert_array_equal(mixed(1.0), others)
+    half = mixed(0.5)
+    replaced = [np.array_equal(h, o) for h, o in zip(half, others, strict=True)]
+    kept = [np.array_equal(h, d) for h, d in zip(half, digits, strict=True)]
+    assert all(r != k for r, k in zip(replaced, kept, strict=True))  # each image is one or the other, whole
+    assert 6 <= sum(replaced) <= 26  # of 32, at p = 0.5
+
+
+def test_bold_pipeline_mixes_in_bold_copies(digits: np.ndarray) -> None:
+    x = (digits * 255).astype(np.uint8)
+    y = np.arange(len(x)) % 10
+    plain = np.concatenate([b for b, _ in make_dataset(x, y, 32, seed=1, augment=False).as_numpy_iterator()])
+    bold = np.concatenate([b for b, _ in make_dataset(x, y, 32, seed=1, augment=False, bold=1.0).as_numpy_iterator()])
+    assert bold.shape == plain.shape
+    # same order, every image replaced by its bold copy: more ink in most of them
+    assert np.median(bold.sum(axis=1) / plain.sum(axis=1)) > 1.1

@@ -16,6 +16,7 @@ from PIL import Image
 from training.data import array_sha256, load_mnist, sha256_file
 from training.evaluate import evaluate
 from training.evaluate import main as evaluate_main
+from training.models import PRESETS
 from training.train import main as train_main
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "mnist-sample.npz"
@@ -94,6 +95,7 @@ def test_metadata_has_every_field(trained: tuple[Path, dict[str, Any], str], dat
     hyper = meta["hyperparameters"]
     assert hyper["epochs_max"] == 2 and hyper["batch_size"] == 128 and hyper["validation_size"] == VALIDATION
     assert hyper["augment"] is True and hyper["label_smoothing"] == 0.05
+    assert hyper["bold"] == PRESETS["default"].bold > 0
     assert meta["epochs_run"] == 2 and meta["best_epoch"] in (1, 2) and meta["train_seconds"] >= 0
     assert {split: m["count"] for split, m in meta["metrics"].items()} == {
         "train": TRAIN - VALIDATION,
@@ -189,8 +191,8 @@ def test_validation_set_bigger_than_the_training_set(
 
 @pytest.mark.parametrize(
     "args",
-    [["--out", "model.h5"], ["--epochs", "0"], ["--batch-size", "-1"], ["--preset", "resnet"]],
-    ids=["out-suffix", "epochs", "batch-size", "preset"],
+    [["--out", "model.h5"], ["--epochs", "0"], ["--batch-size", "-1"], ["--preset", "resnet"], ["--bold", "1.5"]],
+    ids=["out-suffix", "epochs", "batch-size", "preset", "bold"],
 )
 def test_bad_arguments_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
@@ -203,10 +205,7 @@ def interrupt(*args: object, **kwargs: object) -> None:
 
 
 class InterruptMidEpoch(keras.callbacks.Callback):
-    """Stands in for EarlyStopping in the default preset and presses Ctrl-C in the middle of the first epoch."""
-
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__()
+    """Presses Ctrl-C in the middle of the first epoch."""
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if batch == 1:
@@ -220,7 +219,12 @@ def test_ctrl_c_returns_130_and_leaves_nothing(
     if when == "before-training":
         monkeypatch.setattr("training.train.make_dataset", interrupt)
     elif when == "during-fit":
-        monkeypatch.setattr(keras.callbacks, "EarlyStopping", InterruptMidEpoch)
+        real_fit = keras.Model.fit
+
+        def fit(self: keras.Model, *args: Any, callbacks: list[Any], **kwargs: Any) -> Any:
+            return real_fit(self, *args, callbacks=[*callbacks, InterruptMidEpoch()], **kwargs)
+
+        monkeypatch.setattr(keras.Model, "fit", fit)
     else:  # the model and the curves are already in their temporary files
         monkeypatch.setattr("training.plots.plot_confusion", interrupt)
     out = tmp_path / "m.keras"

@@ -48,3 +48,9 @@ def random_affine(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         fill_mode="CONSTANT",
     )
     return out[..., 0]
+
+
+def use_some(images: tf.Tensor, others: tf.Tensor, share: float, seed: tf.Tensor) -> tf.Tensor:
+    """Each image replaced by its counterpart in `others` with probability `share` (stateless RNG)."""
+    pick = tf.random.stateless_uniform([tf.shape(images)[0]], tf.cast(seed, tf.int64)) < share
+    return tf.where(pick[:, tf.newaxis, tf.newaxis], others, images)

@@ -30,6 +30,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, help="maximum epochs (default: the preset's)")
     parser.add_argument("--batch-size", type=int, help="batch size (default: the preset's)")
     parser.add_argument(
+        "--bold", type=float, help="share of training digits drawn with a bold pen, 0-1 (default: the preset's)"
+    )
+    parser.add_argument(
         "--seed", type=int, default=42, help="random seed; a run is reproducible from it (default: %(default)s)"
     )
     parser.add_argument(
@@ -54,6 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("epochs", "batch_size"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.bold is not None and not 0 <= args.bold <= 1:
+        parser.error(f"--bold must be between 0 and 1, got {args.bold}")
     return args
 
 
@@ -66,16 +71,28 @@ def split_validation(data: Mnist, size: int, seed: int) -> tuple[np.ndarray, np.
     return data.x_train[train], data.y_train[train], data.x_train[val], data.y_train[val]
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment: bool) -> Any:
-    """tf.data pipeline yielding ((B, 784) float32 in [0, 1], (B, 10) one-hot) batches."""
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment: bool, bold: float = 0.0) -> Any:
+    """tf.data pipeline yielding ((B, 784) float32 in [0, 1], (B, 10) one-hot) batches.
+
+    With `bold` > 0, that share of each batch (drawn afresh every epoch) is the digits' bold-pen copies.
+    """
     import tensorflow as tf
 
-    from training.augment import random_affine
+    from training.augment import random_affine, use_some
 
     images = x.astype(np.float32) / 255.0
     onehot = np.eye(NUM_CLASSES, dtype=np.float32)[y]
-    ds = tf.data.Dataset.from_tensor_slices((images, onehot))
+    if bold > 0:
+        from training.bold import bold_copies
+
+        others = bold_copies(x, seed, workers=os.cpu_count() or 1).astype(np.float32) / 255.0
+        ds = tf.data.Dataset.from_tensor_slices((images, others, onehot))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((images, onehot))
     ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    if bold > 0:
+        seeds = tf.data.Dataset.random(seed=seed + 1).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(lambda batch, s: (use_some(batch[0], batch[1], bold, s), batch[2]))
     if augment:
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
         ds = tf.data.Dataset.zip((ds, seeds)).map(
@@ -97,11 +114,12 @@ def train(args: argparse.Namespace, data: Mnist, tmp_paths: list[Path]) -> dict[
     preset = PRESETS[args.preset]
     epochs = args.epochs or preset.epochs
     batch_size = args.batch_size or preset.batch_size
+    bold = preset.bold if args.bold is None else args.bold
     keras.utils.set_random_seed(args.seed)
     tf.config.experimental.enable_op_determinism()
 
     x_train, y_train, x_val, y_val = split_validation(data, args.validation_size, args.seed)
-    train_ds = make_dataset(x_train, y_train, batch_size, args.seed, preset.augment)
+    train_ds = make_dataset(x_train, y_train, batch_size, args.seed, preset.augment, bold)
     x_val_in, y_val_hot = flatten_and_scale(x_val), np.eye(NUM_CLASSES, dtype=np.float32)[y_val]
 
     model = preset.build()
@@ -167,6 +185,7 @@ def train(args: argparse.Namespace, data: Mnist, tmp_paths: list[Path]) -> dict[
             "batch_size": batch_size,
             "validation_size": args.validation_size,
             "augment": preset.augment,
+            "bold": bold,
             "early_stopping_patience": preset.early_stopping_patience,
             "label_smoothing": preset.label_smoothing,
             **preset.hyperparameters,
