@@ -1,0 +1,41 @@
+"""bench/uploads_accuracy.py (`make accuracy`): measures each kind against raw digits, caches, counts refusals as wrong."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.inference import Classifier
+from bench import uploads_accuracy
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_prints_each_kind_against_raw_and_caches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("MNIST_NPZ", raising=False)
+    monkeypatch.setattr(uploads_accuracy, "CACHE", tmp_path)
+    argv = ["--n", "40", "--kind", "bmp", "--kind", "canvas_black", "--workers", "1"]
+    assert uploads_accuracy.main(argv) == 0
+    first = capsys.readouterr().out
+    assert "digits: 40 from tests/data/mnist-sample.npz" in first
+    assert re.search(r"raw 28x28 arrays: \d+\.\d\d%", first)
+    for kind in ("bmp", "canvas_black"):
+        assert re.search(rf"^{kind} +\d+\.\d\d% +-?\d+\.\d\dp  (yes|NO)$", first, re.MULTILINE)
+    assert len(list(tmp_path.glob("*.npy"))) == 2
+    assert uploads_accuracy.main(argv) == 0  # from the cache: the same figures
+    assert capsys.readouterr().out == first
+
+
+def test_an_upload_refused_counts_as_wrong() -> None:
+    classifier = Classifier.load(ROOT / "models" / "mnist-mlp.keras")
+    with np.load(ROOT / "tests" / "data" / "mnist-sample.npz") as sample:
+        x, y = sample["x"][:10], sample["y"][:10]
+    full = uploads_accuracy.accuracy(classifier, x, y)
+    x = x.copy()
+    x[0] = 0  # how a refused upload is stored
+    assert uploads_accuracy.accuracy(classifier, x, y) == pytest.approx(full - 0.1)
