@@ -106,9 +106,7 @@ def preprocess(data: bytes, mode: Mode = "mnist", max_pixels: int = DEFAULT_MAX_
     gray, alpha = to_gray_and_alpha(image, WORKING_SIDE)
     gray = flatten_transparency(gray, alpha, notes)
     gray = normalise_polarity(gray, notes)
-    ink = remove_background(gray)
-    digit = fit_to_box(thin_strokes(crop_to_ink(keep_digit(ink)), notes))
-    return Preprocessed(centre_by_mass(digit), notes)
+    return Preprocessed(to_mnist_form(remove_background(gray), notes), notes)
 
 
 # 1. decode -------------------------------------------------------------------------------------------
@@ -456,6 +454,12 @@ def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
                 grown[:, :-shift] |= out[:, shift:]
         out = grown
     return out
+
+
+def to_mnist_form(ink: np.ndarray, notes: list[str]) -> np.ndarray:
+    """Light ink on a background of 0, any size -> the digit as MNIST has it, (28, 28) uint8: specks
+    dropped, cropped, bold strokes thinned, the longer side fitted to 20 px, centred by mass."""
+    return centre_by_mass(fit_to_box(thin_strokes(crop_to_ink(keep_digit(ink)), notes)))
 
 
 def keep_digit(ink: np.ndarray) -> np.ndarray:

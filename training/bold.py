@@ -1,5 +1,5 @@
 """Bold-pen copies of training digits: each digit redrawn with a marker, then brought back to MNIST's
-form by the service's own steps, so the model learns the bold digits the service will show it.
+form by the service's own steps (`to_mnist_form`), so the model learns the bold digits the service will show it.
 
 A marker widens every stroke; once the digit is scaled into MNIST's 20 px box its holes shrink or
 close (a 9's loop, a 4's gap), and the service's stroke thinning cannot reopen a hole that the ink
@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from PIL import Image, ImageFilter
 
-from app.preprocessing import ImageError, centre_by_mass, crop_to_ink, fit_to_box, keep_digit, thin_strokes
+from app.preprocessing import ImageError, to_mnist_form
 
 SIDES = (56, 141)  # the digit is redrawn this many pixels high (as photos and scans show it) ...
 PEN = (0.015, 0.06)  # ... with the pen widened on each side of the stroke by this share of that height
@@ -27,10 +27,9 @@ def bold_digit(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     image = Image.fromarray(digit).resize((side, side), Image.Resampling.LANCZOS)
     image = image.filter(ImageFilter.MaxFilter(2 * radius + 1))
     try:
-        crop = crop_to_ink(keep_digit(np.asarray(image, dtype=np.float32)))
+        return to_mnist_form(np.asarray(image, dtype=np.float32), [])
     except ImageError:  # no strong strokes: nothing to make bold
         return digit
-    return centre_by_mass(fit_to_box(thin_strokes(crop, [])))
 
 
 def _bold_chunk(args: tuple[np.ndarray, int, int]) -> np.ndarray:
