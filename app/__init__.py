@@ -1,14 +1,17 @@
-"""The mnist-service web app.
+"""The mnist-service web app. Imports run one way, top to bottom; importing it changes nothing.
 
-Inference is small matrix products on small batches: one BLAS thread per process is fastest and
-leaves the other cores to other workers (measured; see README "Speed"). Set before numpy loads.
+main.py          create_app(settings, classifier) and the lifespan: wiring only
+config.py        Settings, from MNIST_* environment variables
+contract.py      the model's name, input (28x28 -> 784 floats in [0, 1]) and output; the file hash
+errors.py        ServiceError: one base error with a status and a code (pure; rendered in handlers.py)
+preprocessing.py pure: image bytes -> a 28x28 MNIST-form digit, in named steps
+inference.py     the .keras reader and the numpy forward pass behind Classifier
+engine.py        engines: the child processes that decode and evaluate batches (the crash boundary)
+batching.py      the dynamic batcher that feeds the engines
+service.py       uploads -> predictions, shared by /v1 and /v2 (no HTTP)
+policy.py        the URL policy: body cap, API keys, probe exemption, error shape, per route
+multipart.py     a measured fast path for the common multipart upload, checked against Starlette's
+handlers.py      errors rendered per protocol at the edge
+middleware/      pure ASGI: limits, security, observability (request IDs, logs, metrics)
+routes/          v1.py, health.py, docs.py, demo.py, deps.py; v2/ (types.py, codec.py, routes.py)
 """
-
-import os
-
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-# TensorFlow only loads the model and checks it once at start-up: small thread pools, quiet C++ logs
-os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
-os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

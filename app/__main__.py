@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
-import sys
-import tempfile
 
-import uvicorn
+# One BLAS thread per process: inference is small matrix products on small batches, fastest on one
+# thread, and the other cores serve the engines and other workers. Set before numpy loads.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from app.config import Settings
-from app.inference import ModelLoadError, check_model_files
-from app.security import ConfigError, load_api_keys
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+
+import uvicorn  # noqa: E402
+
+from app.config import Settings  # noqa: E402
+from app.inference import ModelLoadError, check_model_files  # noqa: E402
+from app.middleware.security import ConfigError, load_api_keys  # noqa: E402
 
 
 def main() -> int:

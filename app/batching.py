@@ -1,10 +1,13 @@
 """Server-side dynamic batching, as TF Serving's and Triton's batchers do it, on the event loop.
 
-Requests queue jobs; whenever an engine (app/engine.py: a child process, or a thread) is idle it takes
-everything queued, up to `max_batch_size` images, preprocesses it and evaluates the model once for all
-of it. When the server is idle a job starts at once; under load, jobs that arrive while the engines
-are busy form the next batch, so batches grow with load without any added wait. `max_wait_s` > 0
-additionally holds a batch open that long for requests already being received.
+Requests queue jobs; whenever an engine (app/engine.py) is idle it takes everything queued, up to
+`max_batch_size` images, decodes and preprocesses it and evaluates the model once for all of it. When
+the server is idle a job starts at once; under load, jobs that arrive while the engines are busy form
+the next batch, so batches grow with load without any added wait. `max_wait_s` > 0 additionally holds
+a batch open that long for requests already being received.
+
+A job whose files are big (photos) is a batch of its own: decoding it takes far longer than a batch
+of small images, which would otherwise wait for it.
 
 The queue lives on the event loop and the engines are child processes, so the server's own process
 holds no worker threads that would contend with the event loop for the GIL.
@@ -19,22 +22,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.engine import ChildEngine, Done, Engine, Task, ThreadEngine
-from app.errors import ApiError
+from app.errors import ImageError, NotReady
 from app.inference import Classifier
-from app.preprocessing import ImageError, Mode, Preprocessed
+from app.preprocessing import Mode, Preprocessed
 
 SPILL_AFTER_S = 0.005  # a batch of small images takes ~1 ms: one still running after 5 ms is heavy (see _dispatch)
+BIG_JOB_BYTES = 256 * 1024  # a job with this many bytes of files is decoded in a batch of its own
 
 
 @dataclass
 class Upload:
-    """One image of a request: its bytes (preprocessed by an engine), or the outcome of preprocessing
-    them already (an image or the error), which the engine reports in upload order."""
+    """One file of a request, as it arrived."""
 
-    data: bytes | None
+    data: bytes
     filename: str | None = None
-    image: Preprocessed | None = None
-    error: ImageError | None = None
 
 
 @dataclass
@@ -44,13 +45,9 @@ class Job:
     max_pixels: int
     future: asyncio.Future[list[tuple[Preprocessed, np.ndarray]]]
 
-
-class BatchError(Exception):
-    """An upload of a job failed preprocessing: which one (index, filename) and why."""
-
-    def __init__(self, index: int, filename: str | None, error: ImageError) -> None:
-        super().__init__(str(error))
-        self.index, self.filename, self.error = index, filename, error
+    @property
+    def big(self) -> bool:
+        return sum(len(upload.data) for upload in self.uploads) >= BIG_JOB_BYTES
 
 
 class Batcher:
@@ -76,10 +73,17 @@ class Batcher:
         self._engines = engines or [ThreadEngine(layers)]
         self._idle = list(self._engines)
 
+    @property
+    def engines(self) -> list[Engine]:
+        return list(self._engines)
+
     async def predict(
         self, uploads: list[Upload], mode: Mode, max_pixels: int
     ) -> list[tuple[Preprocessed, np.ndarray]]:
-        """(28x28 image, 10 probabilities) for each upload; raises BatchError for a bad one."""
+        """(28x28 image, 10 probabilities) for each upload; raises the ImageError of the first bad one,
+        with its `index` and `filename` set."""
+        if self._closed:
+            raise NotReady("The server is shutting down; retry shortly.")
         job = Job(uploads, mode, max_pixels, asyncio.get_running_loop().create_future())
         self._jobs.append(job)
         self._dispatch()
@@ -91,9 +95,7 @@ class Batcher:
         if self._timer is not None:
             self._timer.cancel()
         while self._jobs:
-            _settle(
-                self._jobs.popleft(), error=ApiError(503, "not_ready", "The server is shutting down; retry shortly.")
-            )
+            _settle(self._jobs.popleft(), error=NotReady("The server is shutting down; retry shortly."))
         for task in list(self._running):
             task.cancel()
         for engine in self._engines:
@@ -101,21 +103,21 @@ class Batcher:
         self._engines, self._idle = [], []
 
     def _dispatch(self, timer: bool = False) -> None:
-        """Give queued jobs to idle engines, up to max_batch_size images each.
+        """Give queued jobs to idle engines, up to max_batch_size images each (a big job alone).
 
         While an engine is busy, the queue goes to a second one only once the first has worked for
-        SPILL_AFTER_S, or holds a full batch: light batches (small images, ~1 ms) then keep growing in
-        one engine, where the model is cheaper per image, and heavy ones (photos, drawings, full
-        batches) spread over the cores.
+        SPILL_AFTER_S, or holds a full batch or a big job: light batches (small images, ~1 ms) then keep
+        growing in one engine, where the model is cheaper per image, and heavy ones spread over the cores.
         """
         if timer:
             self._timer = None
         while self._jobs and self._idle and not self._closed:
             loop = asyncio.get_running_loop()
             wait = 0.0
-            if self.max_wait_s > 0 and not timer and self.receiving > 0 and self._size() < self.max_batch_size:
+            heavy = self._jobs[0].big or self._size() >= self.max_batch_size
+            if self.max_wait_s > 0 and not timer and self.receiving > 0 and not heavy:
                 wait = self.max_wait_s  # a little time for the requests being received to join this batch
-            elif self._busy and self._size() < self.max_batch_size:  # a full batch goes at once
+            elif self._busy and not heavy:
                 wait = min(self._busy.values()) + SPILL_AFTER_S - loop.time()
             if wait > 0:
                 if self._timer is None:
@@ -123,7 +125,12 @@ class Batcher:
                 return
             jobs = [self._jobs.popleft()]
             total = len(jobs[0].uploads)
-            while self._jobs and total + len(self._jobs[0].uploads) <= self.max_batch_size:
+            while (
+                not jobs[0].big
+                and self._jobs
+                and not self._jobs[0].big
+                and total + len(self._jobs[0].uploads) <= self.max_batch_size
+            ):
                 total += len(self._jobs[0].uploads)
                 jobs.append(self._jobs.popleft())
             engine = self._idle.pop()
@@ -136,9 +143,7 @@ class Batcher:
         return sum(len(job.uploads) for job in self._jobs)
 
     async def _run(self, engine: Engine, jobs: list[Job]) -> None:
-        tasks = [
-            Task([u.error or u.image or u.data or b"" for u in job.uploads], job.mode, job.max_pixels) for job in jobs
-        ]
+        tasks = [Task([u.data for u in job.uploads], job.mode, job.max_pixels) for job in jobs]
         try:
             evaluation = await engine.evaluate(tasks)
         except Exception as exc:
@@ -154,10 +159,11 @@ class Batcher:
         for job, outcome in zip(jobs, evaluation.outcomes, strict=True):
             if isinstance(outcome, Done):
                 _settle(job, result=list(zip(outcome.images, outcome.rows, strict=True)))
-            elif isinstance(outcome.error, ImageError):
-                _settle(job, error=BatchError(outcome.index, job.uploads[outcome.index].filename, outcome.error))
             else:
-                _settle(job, error=outcome.error)
+                error = outcome.error
+                if isinstance(error, ImageError):
+                    error.index, error.filename = outcome.index, job.uploads[outcome.index].filename
+                _settle(job, error=error)
 
 
 def _settle(

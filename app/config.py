@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.preprocessing import DEFAULT_MAX_PIXELS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = REPO_ROOT / "models" / "mnist-mlp.keras"
 
@@ -24,7 +26,7 @@ class Settings(BaseSettings):
     max_batch_body_bytes: int = Field(
         32 * 1024 * 1024, ge=1, description="largest /v1/predict/batch request body (413 beyond)"
     )
-    max_pixels: int = Field(40_000_000, ge=1, description="largest image (width x height) decoded (413 beyond)")
+    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="largest image (width x height) decoded (413 beyond)")
     max_batch_files: int = Field(64, ge=1, description="most files in one /v1/predict/batch request")
     batch_max_size: int = Field(64, ge=1, description="most images the batcher evaluates in one model call")
     batch_max_wait_ms: float = Field(
@@ -54,5 +56,10 @@ class Settings(BaseSettings):
         "inference", description="what keys protect: /v1 and /v2 inference only, or all but the health probes"
     )
     cors_origins: str = Field("", description="comma-separated origins allowed by CORS ('*' for any); empty: CORS off")
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = Field("json", description="one JSON object per log line, or plain text")

@@ -1,10 +1,14 @@
-"""The batcher's work, preprocessing then one model call for a batch of requests, in a child process.
+"""Engines: where uploads are decoded, preprocessed and evaluated, a batch at a time.
 
-Decoding and normalising an image is Python and numpy work on small arrays: it holds the GIL, so in
-the server's own process it competes with the event loop for one core. `ChildEngine` runs the batch
-in a child (`python -m app.engine`: numpy, Pillow and the model's weights, no TensorFlow), so the
-event loop keeps a core to itself. One message each way per batch: length-prefixed pickles over the
-child's stdin and stdout. `ThreadEngine` does the same work in a thread instead (MNIST_ENGINE_PROCESSES=0).
+`ChildEngine` is a child process (`python -m app.engine`: numpy, Pillow and the model's weights; no
+web framework, no TensorFlow) driven from the event loop through its pipes, one message each way per
+batch (length-prefixed pickles). It is the crash boundary: every upload is decoded in an engine,
+whatever its size, so a decoder that crashes or hangs on a hostile file costs a child process, never
+the server. `ThreadEngine` does the same work in a thread of the server (MNIST_ENGINE_PROCESSES=0):
+no crash boundary, for debugging and small deployments.
+
+Decoding is Python and numpy work that holds the GIL; in a child it doesn't compete with the event
+loop for it.
 """
 
 from __future__ import annotations
@@ -24,19 +28,33 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 
+from app.contract import NUM_CLASSES
+from app.errors import ImageError, InvalidImage
 from app.inference import DenseLayer, forward
-from app.preprocessing import ImageError, InvalidImage, Mode, Preprocessed, preprocess
+from app.preprocessing import Mode, Preprocessed, preprocess
 
 log = logging.getLogger("app")
 HEADER = struct.Struct("<Q")
-Source = bytes | Preprocessed | ImageError  # an upload's bytes, or the outcome of preprocessing them already
+# Each file of a batch beyond the first adds this share of the engine timeout: the budget grows with
+# the work, so a batch of 64 small files is not held to one file's time, nor one file to 64 files'.
+TIMEOUT_PER_FILE = 1 / 16
+# The child's environment: one BLAS thread (small products; the other cores serve other engines), and
+# glibc's mmap threshold fixed, so the buffers of a big decode go back to the system when freed instead
+# of staying in the heap (the dynamic threshold rises after the first big free, and the heap then only grows).
+CHILD_ENV = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "MALLOC_MMAP_THRESHOLD_": str(256 * 1024),
+    "MALLOC_TRIM_THRESHOLD_": str(1024 * 1024),
+}
 
 
 @dataclass
 class Task:
-    """One request's uploads."""
+    """One request's uploads: the bytes of each file."""
 
-    sources: list[Source]
+    files: list[bytes]
     mode: Mode
     max_pixels: int
 
@@ -67,7 +85,10 @@ def evaluate(tasks: list[Task], layers: list[DenseLayer]) -> Evaluation:
     prepared: list[list[Preprocessed] | Failed] = [_prepare(task) for task in tasks]
     images = [image for entry in prepared if isinstance(entry, list) for image in entry]
     started = time.perf_counter()
-    probabilities = forward(layers, np.concatenate([i.model_input for i in images])) if images else np.empty((0, 10))
+    if images:
+        probabilities = forward(layers, np.concatenate([i.model_input for i in images]))
+    else:
+        probabilities = np.empty((0, NUM_CLASSES), np.float32)
     seconds = time.perf_counter() - started
     outcomes: list[Done | Failed] = []
     start = 0
@@ -82,13 +103,9 @@ def evaluate(tasks: list[Task], layers: list[DenseLayer]) -> Evaluation:
 
 def _prepare(task: Task) -> list[Preprocessed] | Failed:
     images = []
-    for index, source in enumerate(task.sources):
+    for index, data in enumerate(task.files):
         try:
-            if isinstance(source, ImageError):
-                raise source
-            images.append(
-                source if isinstance(source, Preprocessed) else preprocess(source, task.mode, task.max_pixels)
-            )
+            images.append(preprocess(data, task.mode, task.max_pixels))
         except ImageError as exc:
             return Failed(index, exc)
         except Exception as exc:  # a plain summary: it has to cross the pipe
@@ -96,14 +113,45 @@ def _prepare(task: Task) -> list[Preprocessed] | Failed:
     return images
 
 
-def frame(value: object) -> bytes:
-    """One message on the pipes: its length, then its pickle."""
+def failed(outcome: Failed) -> Evaluation:
+    return Evaluation([outcome], 0, 0.0, np.empty((0, NUM_CLASSES), np.float32))
+
+
+def merge(parts: list[Evaluation]) -> Evaluation:
+    """Evaluations of consecutive tasks as one (their model calls counted together)."""
+    return Evaluation(
+        [outcome for part in parts for outcome in part.outcomes],
+        sum(part.batch_size for part in parts),
+        sum(part.seconds for part in parts),
+        np.concatenate([part.probabilities for part in parts]),
+    )
+
+
+def join_files(parts: list[Evaluation]) -> Evaluation:
+    """The evaluations of one task's files, each evaluated alone, as that task's evaluation."""
+    done = [part.outcomes[0] for part in parts]
+    assert all(isinstance(outcome, Done) for outcome in done)
+    return Evaluation(
+        [
+            Done(
+                [image for outcome in done for image in outcome.images],  # type: ignore[union-attr]
+                np.concatenate([outcome.rows for outcome in done]),  # type: ignore[union-attr]
+            )
+        ],
+        sum(part.batch_size for part in parts),
+        sum(part.seconds for part in parts),
+        np.concatenate([part.probabilities for part in parts]),
+    )
+
+
+def frame(value: object) -> list[bytes]:
+    """One message on the pipes: its length, then its pickle (two buffers: no copy of a big pickle)."""
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    return HEADER.pack(len(data)) + data
+    return [HEADER.pack(len(data)), data]
 
 
 def write_message(stream: BinaryIO, value: object) -> None:
-    stream.write(frame(value))
+    stream.writelines(frame(value))
     stream.flush()
 
 
@@ -123,7 +171,7 @@ class Engine(Protocol):
 
 class ThreadEngine:
     """The work in a thread of this process (MNIST_ENGINE_PROCESSES=0): simpler, but it holds the GIL
-    the event loop needs."""
+    the event loop needs, and a decoder crash would take the server down."""
 
     def __init__(self, layers: list[DenseLayer]) -> None:
         self.layers = layers
@@ -139,11 +187,10 @@ class ThreadEngine:
 class ChildEngine:
     """A child process `python -m app.engine`, driven from the event loop through its pipes.
 
-    It is also a crash boundary: image decoders are native code, and a file that crashes one kills
-    only the child. A new child is started and the batch retried request by request, then file by
-    file; the file that kills the child again is refused as corrupt (400), the rest are answered.
-    A batch that takes over `timeout_s` is treated the same way, so a file that would hang a decoder
-    costs a few timeouts, not an engine.
+    A batch whose child dies (a decoder crash), answers garbage, or takes longer than its timeout (a
+    decoder hang) costs the child: a new one is started and the batch retried request by request, then
+    the failing request file by file. The file that fails alone is refused as corrupt (400); every
+    result obtained on the way is kept, so the other requests and files are answered.
     """
 
     def __init__(self, layers: list[DenseLayer], timeout_s: float = 30.0) -> None:
@@ -157,47 +204,63 @@ class ChildEngine:
         await engine._spawn()
         return engine
 
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid if self._child is not None else None
+
     async def _spawn(self) -> None:
         root = str(Path(__file__).resolve().parent.parent)  # where `app` is, whatever the working directory
+        env = {**os.environ, **CHILD_ENV}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
         self._child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "app.engine", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))},
-        )  # fmt: skip
+            sys.executable, "-m", "app.engine", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env
+        )
         await self._ask(self.layers)  # the child answers once it holds the weights
+
+    def timeout_for(self, tasks: list[Task]) -> float:
+        """The time a batch may take: the engine timeout for one file, plus a share of it per further file."""
+        files = sum(len(task.files) for task in tasks)
+        return self.timeout_s * (1 + TIMEOUT_PER_FILE * max(files - 1, 0))
 
     async def evaluate(self, tasks: list[Task]) -> Evaluation:
         try:
             return await self._evaluate(tasks)
-        except Exception as exc:  # a dead child (EOF), a broken pipe, an answer that doesn't unpickle
+        except Exception as exc:  # a dead child (EOF), a broken pipe, an answer that doesn't unpickle, a timeout
             log.error("the engine process failed (%s: %s); retrying its batch in a new one", type(exc).__name__, exc)
             await self._restart()
+        if len(tasks) == 1:
+            return await self._isolate_files(tasks[0])
         return merge([await self._isolate(task) for task in tasks])
 
     async def _isolate(self, task: Task) -> Evaluation:
-        """One request alone; if it kills the child, each of its files alone to find the one that does."""
+        """One request alone; if it fails again, each of its files alone."""
         try:
             return await self._evaluate([task])
         except Exception:
             await self._restart()
-        for index, source in enumerate(task.sources):
+        return await self._isolate_files(task)
+
+    async def _isolate_files(self, task: Task) -> Evaluation:
+        """Each file of a request alone: the first that fails is the request's answer; if none fails,
+        their results together are."""
+        parts = []
+        for index, data in enumerate(task.files):
             try:
-                await self._evaluate([Task([source], task.mode, task.max_pixels)])
+                part = await self._evaluate([Task([data], task.mode, task.max_pixels)])
             except Exception as exc:
                 await self._restart()
-                log.error(
-                    "an upload %s the engine process; refused",
-                    "stalled" if isinstance(exc, TimeoutError) else "crashed",
-                )
-                why = (
-                    f"decoding it took over {self.timeout_s:g} s"
-                    if isinstance(exc, TimeoutError)
-                    else "it crashed the decoder"
-                )
+                stalled = isinstance(exc, TimeoutError)
+                log.error("an upload %s the engine process; refused", "stalled" if stalled else "crashed")
+                why = f"decoding it took over {self.timeout_s:g} s" if stalled else "it crashed the decoder"
                 return failed(Failed(index, InvalidImage(f"The image could not be decoded: {why}.")))
-        return failed(Failed(0, RuntimeError("the engine process failed twice on this request")))
+            outcome = part.outcomes[0]
+            if isinstance(outcome, Failed):
+                return failed(Failed(index, outcome.error))
+            parts.append(part)
+        return join_files(parts)
 
     async def _evaluate(self, tasks: list[Task]) -> Evaluation:
-        async with asyncio.timeout(self.timeout_s):
+        async with asyncio.timeout(self.timeout_for(tasks)):
             evaluation = await self._ask(tasks)
         if not isinstance(evaluation, Evaluation):
             raise TypeError(f"the engine process answered a {type(evaluation).__name__}")
@@ -205,7 +268,7 @@ class ChildEngine:
 
     async def _ask(self, value: object) -> object:
         assert self._child is not None and self._child.stdin is not None and self._child.stdout is not None
-        self._child.stdin.write(frame(value))
+        self._child.stdin.writelines(frame(value))
         await self._child.stdin.drain()
         (size,) = HEADER.unpack(await self._child.stdout.readexactly(HEADER.size))
         return pickle.loads(await self._child.stdout.readexactly(size))
@@ -229,20 +292,6 @@ class ChildEngine:
         except TimeoutError:
             child.kill()
             await child.wait()
-
-
-def failed(outcome: Failed) -> Evaluation:
-    return Evaluation([outcome], 0, 0.0, np.empty((0, 10), np.float32))
-
-
-def merge(parts: list[Evaluation]) -> Evaluation:
-    """Evaluations of consecutive tasks as one (their model calls counted together)."""
-    return Evaluation(
-        [outcome for part in parts for outcome in part.outcomes],
-        sum(part.batch_size for part in parts),
-        sum(part.seconds for part in parts),
-        np.concatenate([part.probabilities for part in parts]),
-    )
 
 
 def main() -> None:

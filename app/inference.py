@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import os
 import re
 import time
 import zipfile
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from training.data import sha256_file
+from app.contract import INPUT_SIZE, NUM_CLASSES, sha256_file
 
 PROBE_TOLERANCE = 1e-5
 
@@ -142,6 +143,9 @@ class Classifier:
 
 
 def load_keras_model(path: Path) -> Any:
+    # TensorFlow only loads the model and checks it once: small thread pools, quiet C++ logs
+    for var, value in (("TF_NUM_INTRAOP_THREADS", "1"), ("TF_NUM_INTEROP_THREADS", "1"), ("TF_CPP_MIN_LOG_LEVEL", "2")):
+        os.environ.setdefault(var, value)
     try:
         import keras  # heavy (TensorFlow): only for the optional cross-check and the tests
     except ImportError:
@@ -201,7 +205,7 @@ def read_dense_layers(path: Path) -> list[DenseLayer]:
         raise ModelLoadError(
             f"model file {path}: its weights don't match its layers ({type(exc).__name__}: {exc})."
         ) from None
-    shapes_ok = bool(layers) and layers[0].kernel.shape[0] == 784 and layers[-1].kernel.shape[1] == 10
+    shapes_ok = bool(layers) and layers[0].kernel.shape[0] == INPUT_SIZE and layers[-1].kernel.shape[1] == NUM_CLASSES
     chained = all(a.kernel.shape[1] == b.kernel.shape[0] for a, b in itertools.pairwise(layers)) and all(
         layer.bias.shape == layer.kernel.shape[1:] for layer in layers
     )

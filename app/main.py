@@ -1,4 +1,5 @@
-"""The ASGI app: `uvicorn app.main:app`. create_app() builds it; the model loads in the lifespan."""
+"""The ASGI app: `uvicorn app.main:app`. create_app() builds it; the lifespan loads the model and starts
+the engines. Wiring only: what each part does is in its own module (see app/__init__.py)."""
 
 from __future__ import annotations
 
@@ -9,23 +10,29 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
-from app.batching import Batcher
 from app.config import Settings
-from app.errors import install_error_handlers
+from app.handlers import install_error_handlers
 from app.inference import Classifier, ModelLoadError
-from app.limits import BodyLimitMiddleware, ConcurrencyLimitMiddleware
-from app.observability import RequestContextMiddleware, configure_logging, observe_inference, set_model_info
-from app.routes import demo, docs, health, predict, v2
-from app.security import ApiKeyMiddleware, load_api_keys
+from app.logs import configure_logging
+from app.metrics import observe_inference, set_model_info
+from app.middleware.limits import BodyLimitMiddleware, ConcurrencyLimitMiddleware
+from app.middleware.observability import RequestContextMiddleware
+from app.middleware.security import ApiKeyMiddleware, load_api_keys
+from app.policy import body_cap
+from app.routes import demo, health, v1
+from app.routes.v2 import routes as v2
+from app.service import Service
 
 log = logging.getLogger("app")
 
 DESCRIPTION = """Handwritten-digit recognition: upload a photo, scan or drawing of a digit and get the
 probability of each of the ten digits from a Keras MLP trained on MNIST.
 
-Every error is JSON: `{"detail": "<one sentence>", "code": "<stable machine-readable code>"}`."""
+Every error is JSON: `{"detail": "<one sentence>", "code": "<stable machine-readable code>"}` (on the
+Open Inference Protocol's /v2 routes, `{"error": "<one sentence>"}`)."""
 
 
 def create_app(settings: Settings | None = None, classifier: Classifier | None = None) -> FastAPI:
@@ -51,58 +58,49 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
             extra={"fields": {"model": str(loaded.path), "sha256": loaded.sha256, "version": loaded.version,
                               "settings": settings.model_dump(mode="json")}},
         )  # fmt: skip
-        batcher = Batcher(loaded, settings.batch_max_size, settings.batch_max_wait_ms / 1000)
-        await batcher.start(settings.engine_processes, settings.engine_timeout_s)
-        app.state.batcher = batcher
+        service = await Service.start(loaded, settings)
         # Everything alive now lives as long as the server: frozen, garbage collections skip it. (With
-        # MNIST_CHECK_WITH_KERAS, Keras leaves ~300,000 objects: each full collection walked them in
-        # ~120 ms, stalling every request in flight.)
+        # MNIST_CHECK_WITH_KERAS, Keras leaves hundreds of thousands of objects, which every full
+        # collection would walk, stalling the requests in flight.)
         gc.collect()
         gc.freeze()
-        app.state.classifier = loaded  # from here on /readyz answers 200
+        app.state.service = service  # from here on /readyz answers 200
         yield
-        app.state.classifier = None
-        await app.state.batcher.close()
-        app.state.batcher = None
+        app.state.service = None
+        await service.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="mnist-service",
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
+        static_url="/docs-assets",  # Swagger UI's and ReDoc's assets, served by the app: no CDN
     )
     app.state.settings = settings
-    app.state.classifier = None
-    app.state.batcher = None
+    app.state.service = None
     install_error_handlers(app)
     # add_middleware wraps: the last added is the outermost. Outer to inner: request IDs, metrics and
     # logs (they see every answer), CORS (preflights answered before auth), in-flight cap, API keys, body cap.
     app.add_middleware(
         BodyLimitMiddleware,
-        limit_for=lambda path: (
-            settings.max_batch_body_bytes if path.endswith(("/batch", "/infer")) else settings.max_body_bytes
-        ),
+        limit_for=lambda policy: body_cap(policy, settings),
         idle_timeout=settings.body_timeout_s,
         total_timeout=settings.body_deadline_s,
     )
     app.add_middleware(ApiKeyMiddleware, keys=load_api_keys(settings), scope=settings.auth_scope)
     app.add_middleware(ConcurrencyLimitMiddleware, max_in_flight=settings.max_in_flight)
     if settings.cors_origins:
-        origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=origins,
+            allow_origins=settings.cors_origin_list,
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Inference-Header-Content-Length"],
         )
     app.add_middleware(RequestContextMiddleware)
-    app.include_router(predict.router)
+    app.include_router(v1.router)
     app.include_router(health.router)
-    v2.install_v2(app)
-    docs.install_docs(app)
+    app.include_router(v2.router)
     demo.install_demo(app)
     return app
 

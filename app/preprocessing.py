@@ -19,7 +19,8 @@ from typing import Literal, get_args
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from training.data import flatten_and_scale
+from app.contract import IMAGE_SHAPE, flatten_and_scale
+from app.errors import BlankImage, ImageError, ImageTooLarge, InvalidImage, UnsupportedImageType
 
 Mode = Literal["mnist", "simple"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -37,8 +38,8 @@ SIGNATURES = {  # magic numbers of the formats above, to tell "corrupt PNG" from
     b"MM\x00*": "TIFF",
     b"RIFF": "WebP",
 }
-DEFAULT_MAX_PIXELS = 40_000_000
-SIDE = 28  # MNIST: a 28x28 frame ...
+DEFAULT_MAX_PIXELS = 40_000_000  # MNIST_MAX_PIXELS's default
+SIDE = IMAGE_SHAPE[0]  # MNIST: a 28x28 frame ...
 BOX = 20  # ... with the digit's longer side scaled to 20 px ...
 CENTRE = 14.0  # ... and its centre of mass at pixel (14, 14) (measured on the MNIST test set)
 WORKING_SIDE = 1024  # bigger images are reduced first: the digit ends up 20 px anyway
@@ -54,28 +55,6 @@ STRONG_INK = 0.3 * 255  # after stretching, stroke pixels are at least this brig
 MIN_CONTRAST = 24.0  # ink must stand this many grey levels (of 255) above the background
 
 
-class ImageError(Exception):
-    """An upload we cannot turn into a digit; `code` is stable and machine-readable."""
-
-    code = "invalid_image"
-
-
-class InvalidImage(ImageError):
-    code = "invalid_image"
-
-
-class UnsupportedImageType(ImageError):
-    code = "unsupported_media_type"
-
-
-class ImageTooLarge(ImageError):
-    code = "image_too_large"
-
-
-class BlankImage(ImageError):
-    code = "blank_image"
-
-
 @dataclass
 class Preprocessed:
     """The 28x28 image the model sees (uint8, white digit on black) and what was done to get it."""
@@ -87,11 +66,6 @@ class Preprocessed:
     def model_input(self) -> np.ndarray:
         """(1, 784) float32 in [0, 1]."""
         return flatten_and_scale(self.pixels[np.newaxis])
-
-
-def to_model_input(data: bytes, mode: Mode = "mnist", max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """(1, 784) float32 in [0, 1] from the bytes of an image file."""
-    return preprocess(data, mode, max_pixels).model_input
 
 
 def preprocess(data: bytes, mode: Mode = "mnist", max_pixels: int = DEFAULT_MAX_PIXELS) -> Preprocessed:

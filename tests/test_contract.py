@@ -16,7 +16,7 @@ from app.config import Settings
 from app.inference import Classifier
 from app.main import create_app
 from app.schemas import BatchPrediction, Prediction
-from training.data import flatten_and_scale
+from app.contract import flatten_and_scale
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "mnist-mlp.keras"

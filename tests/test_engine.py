@@ -22,7 +22,8 @@ from app.config import Settings
 from app.engine import ChildEngine, Done, Evaluation, Failed, Task
 from app.inference import Classifier
 from app.main import create_app
-from app.preprocessing import InvalidImage, Preprocessed
+from app.errors import InvalidImage
+from app.preprocessing import Preprocessed
 
 ROOT = Path(__file__).resolve().parent.parent
 SEVEN = (ROOT / "tests" / "data" / "seven.png").read_bytes()
@@ -40,7 +41,7 @@ def encode(image: Image.Image) -> bytes:
 
 
 def child_pids(client: TestClient) -> list[int]:
-    return [engine._child.pid for engine in client.app.state.batcher._engines]  # type: ignore[attr-defined]
+    return [engine._child.pid for engine in client.app.state.service.batcher._engines]  # type: ignore[attr-defined]
 
 
 def alive(pid: int) -> bool:
@@ -70,7 +71,7 @@ def test_child_processes_answer_as_the_thread_does(classifier: Classifier, clien
 
 
 def test_a_killed_child_is_replaced_and_no_request_fails(client: TestClient) -> None:
-    batcher = client.app.state.batcher  # type: ignore[attr-defined]
+    batcher = client.app.state.service.batcher  # type: ignore[attr-defined]
     victim = batcher._idle[-1]._child.pid  # the engine the next request goes to
     os.kill(victim, signal.SIGKILL)
     time.sleep(0.2)
@@ -141,7 +142,7 @@ class CrashOnMarker(ChildEngine):
     """A real engine process, killed whenever a batch holds the upload b"CRASH" (as a decoder crash would)."""
 
     async def _evaluate(self, tasks: list[Task]) -> Evaluation:
-        if any(source == b"CRASH" for task in tasks for source in task.sources):
+        if any(source == b"CRASH" for task in tasks for source in task.files):
             assert self._child is not None
             self._child.kill()
             await self._child.wait()
@@ -195,7 +196,7 @@ class HangOnMarker(ChildEngine):
     """A real engine process, stopped (SIGSTOP: it never answers) whenever a batch holds b"HANG"."""
 
     async def _evaluate(self, tasks: list[Task]) -> Evaluation:
-        if any(source == b"HANG" for task in tasks for source in task.sources):
+        if any(source == b"HANG" for task in tasks for source in task.files):
             assert self._child is not None
             os.kill(self._child.pid, signal.SIGSTOP)
         return await super()._evaluate(tasks)

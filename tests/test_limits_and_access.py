@@ -14,9 +14,9 @@ from pydantic import SecretStr
 
 from app.config import Settings
 from app.inference import Classifier
-from app.limits import BodyLimitMiddleware, ConcurrencyLimitMiddleware
+from app.middleware.limits import BodyLimitMiddleware, ConcurrencyLimitMiddleware
 from app.main import create_app
-from app.security import ConfigError, load_api_keys
+from app.middleware.security import ConfigError, load_api_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 SEVEN = (ROOT / "tests" / "data" / "seven.png").read_bytes()
@@ -129,11 +129,11 @@ def test_a_stalled_upload_gets_408() -> None:
     async def app(scope: dict[str, object], receive: object, send: object) -> None:
         from starlette.requests import Request
 
-        from app.errors import ApiError
+        from app.errors import ServiceError
 
         try:
             await Request(scope, receive).body()  # type: ignore[arg-type]
-        except ApiError as exc:
+        except ServiceError as exc:
             body = json.dumps({"detail": exc.detail, "code": exc.code}).encode()
             await send({"type": "http.response.start", "status": exc.status, "headers": []})  # type: ignore[operator]
             await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
@@ -143,7 +143,7 @@ def test_a_stalled_upload_gets_408() -> None:
         await asyncio.sleep(5)  # then nothing: a client that stopped sending
         yield b"rest"
 
-    limited = BodyLimitMiddleware(app, limit_for=lambda path: 1_000_000, idle_timeout=0.2)
+    limited = BodyLimitMiddleware(app, limit_for=lambda policy: 1_000_000, idle_timeout=0.2)
 
     async def scenario() -> httpx.Response:
         transport = httpx.ASGITransport(app=limited)
@@ -158,12 +158,12 @@ def test_a_stalled_upload_gets_408() -> None:
 def test_a_trickling_upload_hits_the_deadline() -> None:
     from starlette.requests import Request
 
-    from app.errors import ApiError
+    from app.errors import ServiceError
 
     async def app(scope: dict[str, object], receive: object, send: object) -> None:
         try:
             await Request(scope, receive).body()  # type: ignore[arg-type]
-        except ApiError as exc:
+        except ServiceError as exc:
             body = json.dumps({"detail": exc.detail, "code": exc.code}).encode()
             await send({"type": "http.response.start", "status": exc.status, "headers": []})  # type: ignore[operator]
             await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
@@ -173,7 +173,7 @@ def test_a_trickling_upload_hits_the_deadline() -> None:
             yield b"x"
             await asyncio.sleep(0.1)
 
-    limited = BodyLimitMiddleware(app, limit_for=lambda path: 1_000_000, idle_timeout=1.0, total_timeout=0.5)
+    limited = BodyLimitMiddleware(app, limit_for=lambda policy: 1_000_000, idle_timeout=1.0, total_timeout=0.5)
 
     async def scenario() -> httpx.Response:
         transport = httpx.ASGITransport(app=limited)

@@ -1,4 +1,4 @@
-"""The fast path for multipart uploads (app/routes/predict.py, file_parts) reads exactly what Starlette's
+"""The fast path for multipart uploads (app/multipart.py, file_parts) reads exactly what Starlette's
 parser reads, and leaves every other body to it."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from app.routes.predict import file_parts
+from app.multipart import file_parts
 
 
 async def echo(request: Request) -> Response:

@@ -333,7 +333,7 @@ def test_simple_mode_is_only_grayscale_and_resize() -> None:
 @given(st.binary(max_size=2048) | st.builds(lambda b: b"\x89PNG\r\n\x1a\n" + b, st.binary(max_size=512)))
 def test_any_bytes_give_a_valid_input_or_a_declared_error(data: bytes) -> None:
     try:
-        x = P.to_model_input(data)
+        x = P.preprocess(data).model_input
     except P.ImageError:
         return
     assert x.shape == (1, 784) and x.dtype == np.float32 and x.min() >= 0.0 and x.max() <= 1.0

@@ -19,7 +19,7 @@ from PIL import Image
 from app.inference import Classifier
 from app.preprocessing import preprocess
 from tests.uploads import KINDS, make_upload
-from training.data import flatten_and_scale
+from app.contract import flatten_and_scale
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = 300  # per kind: the first 300 of the committed sample ...

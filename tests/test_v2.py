@@ -23,9 +23,9 @@ from app.config import Settings
 from app.inference import Classifier
 from app.main import create_app
 from app.preprocessing import preprocess
-from app.routes.v2 import MAX_JSON_ROWS, MAX_ROWS
+from app.routes.v2.codec import MAX_JSON_ROWS, MAX_ROWS
 from tests.conftest import running_server
-from training.data import flatten_and_scale
+from app.contract import flatten_and_scale
 
 ROOT = Path(__file__).resolve().parent.parent
 SEVEN = (ROOT / "tests" / "data" / "seven.png").read_bytes()

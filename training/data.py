@@ -1,4 +1,4 @@
-"""MNIST loading and the model's input format: the one place that knows the file layout."""
+"""MNIST loading: the one place that knows the .npz layout. The model's input format is app.contract's."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from app.contract import IMAGE_SHAPE, INPUT_SIZE, NUM_CLASSES, flatten_and_scale, sha256_file
+
+__all__ = ["IMAGE_SHAPE", "INPUT_SIZE", "NUM_CLASSES", "DataError", "Mnist", "array_sha256", "flatten_and_scale", "load_mnist", "sha256_file"]
+
 ENV_VAR = "MNIST_NPZ"
 KEYS = ("x_train", "y_train", "x_test", "y_test")
-IMAGE_SHAPE = (28, 28)
-INPUT_SIZE = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
-NUM_CLASSES = 10
 
 
 class DataError(Exception):
@@ -29,28 +30,9 @@ class Mnist(NamedTuple):
     source: str
 
 
-def flatten_and_scale(pixels: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) uint8 -> (N, 784) float32 in [0, 1]; the model's input, for training and serving."""
-    pixels = np.asarray(pixels)
-    if pixels.ndim != 3 or pixels.shape[1:] != IMAGE_SHAPE:
-        raise ValueError(f"expected an (N, 28, 28) array, got shape {pixels.shape}")
-    flat = pixels.reshape(len(pixels), INPUT_SIZE).astype(np.float32)
-    flat /= np.float32(255.0)
-    return flat
-
-
 def array_sha256(array: np.ndarray) -> str:
     """sha256 of an array's bytes in C order (as ../shared/data/README.md lists them)."""
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_mnist(path: str | os.PathLike[str] | None = None) -> Mnist:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
-from app.errors import error_responses
-from app.observability import metrics_response
+from app.errors import NotReady
+from app.metrics import metrics_response
+from app.routes.openapi import error_responses
 from app.schemas import Status
 
 router = APIRouter(tags=["health"])
@@ -29,10 +30,10 @@ async def healthz() -> Status:
     response_model=Status,
     responses=error_responses(503),
 )
-async def readyz(request: Request) -> JSONResponse:
-    if getattr(request.app.state, "classifier", None) is None:
-        return JSONResponse({"detail": "The model is not loaded yet.", "code": "not_ready"}, status_code=503)
-    return JSONResponse({"status": "ready"})
+async def readyz(request: Request) -> Status:
+    if request.app.state.service is None:
+        raise NotReady()
+    return Status(status="ready")
 
 
 @router.get(

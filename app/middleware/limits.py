@@ -1,5 +1,6 @@
 """Hard limits as pure ASGI middleware: a body cap enforced while the body streams in, an idle timeout
-for slow uploads, and a cap on requests in flight (503 + Retry-After rather than an unbounded queue)."""
+for slow uploads, and a cap on requests in flight (503 + Retry-After rather than an unbounded queue).
+Which cap applies, and which routes are probes exempt from the in-flight cap, is app/policy.py's."""
 
 from __future__ import annotations
 
@@ -9,33 +10,23 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import ApiError, error_content
-
-PROBES = ("/healthz", "/readyz", "/v2/health/")  # never refused: orchestrators must always reach them
-
-
-def too_large_detail(limit: int) -> str:
-    return f"The request body is over the {limit:,}-byte limit."
+from app.errors import Overloaded, PayloadTooLarge, RequestTimeout, ServiceError
+from app.policy import RoutePolicy, error_body, policy_for
 
 
-class BodyTooLarge(ApiError):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, "payload_too_large", too_large_detail(limit))
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body is over the {limit:,}-byte limit.")
 
 
-class BodyTimeout(ApiError):
-    def __init__(self, detail: str) -> None:
-        super().__init__(408, "request_timeout", detail)
-
-
-async def send_json(send: Send, status: int, content: dict[str, object], headers: dict[str, str] | None = None) -> None:
-    """A complete JSON response, closing the connection (the unread body may still be arriving)."""
-    body = json.dumps(content).encode()
-    extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+async def send_error(scope: Scope, send: Send, error: ServiceError, headers: dict[str, str] | None = None) -> None:
+    """A complete JSON error response in the route's shape, closing the connection (the unread body
+    may still be arriving)."""
+    body = json.dumps(error_body(policy_for(scope["path"]).shape, error.detail, error.code)).encode()
+    extra = [(k.lower().encode(), v.encode()) for k, v in {**error.headers, **(headers or {})}.items()]
     await send(
         {
             "type": "http.response.start",
-            "status": status,
+            "status": error.status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
@@ -52,11 +43,15 @@ class BodyLimitMiddleware:
     408 when the client sends nothing for `idle_timeout` seconds mid-body, or takes longer than
     `total_timeout` for the whole body (a client trickling a byte now and then).
 
-    `limit_for(path)` gives the cap of each route (batch uploads may carry more than single images).
+    `limit_for(policy)` gives the cap of a route (batch uploads may carry more than single images).
     """
 
     def __init__(
-        self, app: ASGIApp, limit_for: Callable[[str], int], idle_timeout: float = 30.0, total_timeout: float = 120.0
+        self,
+        app: ASGIApp,
+        limit_for: Callable[[RoutePolicy], int],
+        idle_timeout: float = 30.0,
+        total_timeout: float = 120.0,
     ) -> None:
         self.app = app
         self.limit_for = limit_for
@@ -67,10 +62,10 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope["path"])
+        limit = self.limit_for(policy_for(scope["path"]))
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await send_json(send, 413, error_content(scope["path"], too_large_detail(limit), "payload_too_large"))
+            await send_error(scope, send, too_large(limit))
             return
         received = 0
         deadline = asyncio.get_running_loop().time() + self.total_timeout
@@ -83,12 +78,12 @@ class BodyLimitMiddleware:
                     message = await receive()
             except TimeoutError:
                 if left <= self.idle_timeout:
-                    raise BodyTimeout(f"The request body took over {self.total_timeout:g} s to arrive.") from None
-                raise BodyTimeout(f"The request body stalled: no data for {self.idle_timeout:g} s.") from None
+                    raise RequestTimeout(f"The request body took over {self.total_timeout:g} s to arrive.") from None
+                raise RequestTimeout(f"The request body stalled: no data for {self.idle_timeout:g} s.") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:  # a client that lied about Content-Length, or sent chunked
-                    raise BodyTooLarge(limit)
+                    raise too_large(limit)
             return message
 
         await self.app(scope, limited_receive, send)
@@ -103,12 +98,12 @@ class ConcurrencyLimitMiddleware:
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(PROBES):
+        if scope["type"] != "http" or policy_for(scope["path"]).probe:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.max_in_flight:
             detail = f"The server is at its limit of {self.max_in_flight} requests in flight; retry shortly."
-            await send_json(send, 503, error_content(scope["path"], detail, "overloaded"), {"Retry-After": "1"})
+            await send_error(scope, send, Overloaded(detail))
             return
         self.in_flight += 1
         try:

@@ -8,10 +8,9 @@ import hmac
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
-from app.errors import error_content
-from app.limits import PROBES, send_json
-
-INFERENCE = ("/v1/", "/v2/models/")
+from app.errors import Unauthorized
+from app.middleware.limits import send_error
+from app.policy import policy_for
 
 
 def read_keys(inline: str, file_text: str | None) -> list[bytes]:
@@ -40,8 +39,8 @@ def load_api_keys(settings: Settings) -> list[bytes]:
 class ApiKeyMiddleware:
     """401 + WWW-Authenticate for protected paths without a valid key.
 
-    scope="inference": /v1 and /v2 inference and metadata; health, metrics, docs and the page stay open.
-    scope="all": everything except the liveness/readiness probes.
+    scope="inference": the routes app/policy.py marks as inference (/v1 and /v2 models); health,
+    metrics, docs and the page stay open. scope="all": everything except the probes.
     """
 
     def __init__(self, app: ASGIApp, keys: list[bytes], scope: str = "inference") -> None:
@@ -50,9 +49,8 @@ class ApiKeyMiddleware:
         self.everything = scope == "all"
 
     def protected(self, path: str) -> bool:
-        if path.startswith(PROBES):
-            return False
-        return self.everything or path.startswith(INFERENCE)
+        policy = policy_for(path)
+        return not policy.probe and (self.everything or policy.inference)
 
     def allowed(self, given: bytes) -> bool:
         # compare with every key, without stopping early, so timing tells nothing about which matched
@@ -75,6 +73,4 @@ class ApiKeyMiddleware:
             return
         detail = "A valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'."
         challenge = 'Bearer realm="mnist-service"' + (', error="invalid_token"' if given else "")
-        await send_json(
-            send, 401, error_content(scope["path"], detail, "unauthorized"), {"WWW-Authenticate": challenge}
-        )
+        await send_error(scope, send, Unauthorized(detail), {"WWW-Authenticate": challenge})

@@ -1,0 +1,58 @@
+"""Prometheus metrics: their definitions, the inference hook, and the exposition (multi-worker safe)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.requests import Request
+from starlette.responses import Response
+
+disable_created_metrics()  # the *_created series only add noise to every counter and histogram
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+HTTP_REQUESTS = Counter("mnist_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
+HTTP_LATENCY = Histogram(
+    "mnist_http_request_duration_seconds", "HTTP request latency", ["method", "route"], buckets=LATENCY_BUCKETS
+)
+IN_FLIGHT = Gauge("mnist_http_requests_in_flight", "HTTP requests being served", multiprocess_mode="livesum")
+INFERENCE_LATENCY = Histogram(
+    "mnist_inference_duration_seconds", "Model evaluation time per call", buckets=LATENCY_BUCKETS
+)
+INFERENCE_BATCH = Histogram("mnist_inference_batch_size", "Images per model call", buckets=BATCH_BUCKETS)
+PREDICTIONS = Counter("mnist_predictions_total", "Predictions made, by predicted digit", ["digit"])
+PREDICTED = [PREDICTIONS.labels(str(digit)) for digit in range(10)]  # labels() costs more than inc()
+# Info metrics don't exist in multiprocess mode; a gauge fixed at 1 with the labels is the usual stand-in.
+MODEL_INFO = Gauge("mnist_model_info", "The served model", ["name", "version", "sha256"], multiprocess_mode="max")
+
+
+def observe_inference(batch_size: int, seconds: float, probabilities: np.ndarray) -> None:
+    """Record one model call: its latency, its batch size and the digits it predicted."""
+    INFERENCE_LATENCY.observe(seconds)
+    INFERENCE_BATCH.observe(batch_size)
+    for digit in probabilities.argmax(axis=1).tolist():
+        PREDICTED[digit].inc()
+
+
+def set_model_info(name: str, version: str, sha256: str) -> None:
+    MODEL_INFO.labels(name, version, sha256).set(1)
+
+
+def metrics_response(request: Request) -> Response:
+    """The Prometheus text format; merges every worker's samples when PROMETHEUS_MULTIPROC_DIR is set."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
