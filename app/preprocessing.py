@@ -45,7 +45,7 @@ CENTRE = 14.0  # ... and its centre of mass at pixel (14, 14) (measured on the M
 WORKING_SIDE = 1024  # bigger images are reduced first: the digit ends up 20 px anyway
 # Stroke widths relative to the digit's longer side (see thin_strokes). Bold digits are thinned by
 # THIN_SHARE of their excess over TARGET_STROKE, a little under MNIST's 0.10: a marker that fills holes
-# inflates the measured width, so only part of the excess is real. Measured on tests/uploads.py's bold
+# inflates the measured width, so only part of the excess is real. Measured on tools/uploads.py's bold
 # digits (other seeds and digits than the accuracy test's): these beat 0.10 with the whole excess.
 THICK_STROKE, TARGET_STROKE, THIN_SHARE = 0.14, 0.08, 0.8
 MAX_THIN = 0.1  # never erode by more than this share of the digit's longer side

@@ -1,5 +1,5 @@
 """Accuracy on realistic uploads, on many more digits than the tests use: each kind of upload in
-tests/uploads.py made from MNIST test digits, preprocessed as the service does, against the same
+tools/uploads.py made from MNIST test digits, preprocessed as the service does, against the same
 digits as raw 28x28 arrays (issue 3's target: within 1 point).
 
     python -m bench.uploads_accuracy --n 10000                 # every kind, all 10,000 test digits
@@ -7,7 +7,7 @@ digits as raw 28x28 arrays (issue 3's target: within 1 point).
 
 Digits come from $MNIST_NPZ (or --data); without it, from the committed 1,000-digit sample. The
 preprocessed digits are cached under artifacts/uploads-cache/ (keyed by kind, digits, seed and the
-source of app/preprocessing.py and tests/uploads.py), so comparing models costs seconds.
+source of app/preprocessing.py and tools/uploads.py), so comparing models costs seconds.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from app.contract import flatten_and_scale
 from app.inference import Classifier
 from app.preprocessing import ImageError, preprocess
-from tests.uploads import KINDS, SAMPLE, make_upload
-from training.data import flatten_and_scale, load_mnist
+from tools.uploads import KINDS, SAMPLE, make_upload
+from training.data import load_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "artifacts" / "uploads-cache"
@@ -51,7 +52,7 @@ def _chunk(args: tuple[str, np.ndarray, int, int]) -> np.ndarray:
 
 
 def preprocessed(kind: str, digits: np.ndarray, seed: int, workers: int) -> np.ndarray:
-    source = b"".join((ROOT / p).read_bytes() for p in ("app/preprocessing.py", "tests/uploads.py"))
+    source = b"".join((ROOT / p).read_bytes() for p in ("app/preprocessing.py", "tools/uploads.py"))
     key = hashlib.sha256(source + digits.tobytes() + f"{kind}/{seed}".encode()).hexdigest()[:16]
     path = CACHE / f"{kind}-{len(digits)}-{key}.npy"
     if path.is_file():

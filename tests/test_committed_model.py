@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from training.data import array_sha256, load_mnist, sha256_file
+from app.contract import sha256_file
+from training.data import array_sha256, load_mnist
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 MODEL = MODELS / "mnist-mlp.keras"
@@ -54,6 +55,21 @@ def test_loads_as_the_preset_it_names(meta: dict[str, Any]) -> None:
     assert tuple(model.inputs[0].shape) == (None, 784) and tuple(model.outputs[0].shape) == (None, 10)
     assert model.count_params() == meta["parameters"] == PRESETS[meta["preset"]].build().count_params()
     assert model.name == meta["architecture"]
+
+
+def test_its_preset_still_derives_the_recorded_recipe(meta: dict[str, Any]) -> None:
+    """The preset's definition yields the description and hyperparameters this model was trained with (what a
+    run chooses, the validation size, is taken from the file; it is also the command line's default)."""
+    from training.models import PRESETS
+    from training.train import VALIDATION_SIZE
+
+    preset = PRESETS[meta["preset"]]
+    recorded = meta["hyperparameters"]
+    assert recorded["validation_size"] == VALIDATION_SIZE
+    derived = preset.hyperparameters(validation_size=recorded["validation_size"])
+    assert list(derived.items()) == list(recorded.items())  # same keys, values and order
+    assert preset.description == meta["description"]
+    assert preset.build().name == meta["architecture"]
 
 
 def test_scores_on_the_committed_sample() -> None:

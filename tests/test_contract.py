@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.config import Settings
+from app.contract import flatten_and_scale
 from app.inference import Classifier
 from app.main import create_app
 from app.schemas import BatchPrediction, Prediction
-from app.contract import flatten_and_scale
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "mnist-mlp.keras"

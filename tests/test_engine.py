@@ -20,9 +20,9 @@ from app import batching
 from app.batching import Batcher, Upload
 from app.config import Settings
 from app.engine import ChildEngine, Done, Evaluation, Failed, Task
+from app.errors import InvalidImage
 from app.inference import Classifier
 from app.main import create_app
-from app.errors import InvalidImage
 from app.preprocessing import Preprocessed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,3 +222,75 @@ def test_an_upload_that_stalls_the_engine_is_refused_after_the_timeout(classifie
         isinstance(stalled, Failed) and isinstance(stalled.error, InvalidImage) and "over 0.5 s" in str(stalled.error)
     )
     assert not alive(before) and serving
+
+
+class CrashOnCompany(ChildEngine):
+    """A real engine process, killed whenever a batch holds more than one file (a fault that only shows
+    in company: every file is fine alone)."""
+
+    async def _evaluate(self, tasks: list[Task]) -> Evaluation:
+        if sum(len(task.files) for task in tasks) > 1:
+            assert self._child is not None
+            self._child.kill()
+            await self._child.wait()
+        return await super()._evaluate(tasks)
+
+
+def test_a_retry_keeps_the_results_it_got(classifier: Classifier) -> None:
+    """A request whose files fail together but each succeed alone is answered, not a 5xx."""
+
+    async def scenario() -> Evaluation:
+        engine = await CrashOnCompany.start(classifier.layers)
+        try:
+            return await engine.evaluate([Task([SEVEN, SEVEN, SEVEN], "mnist", 10**6)])
+        finally:
+            await engine.close()
+
+    evaluation = asyncio.run(scenario())
+    (outcome,) = evaluation.outcomes
+    assert isinstance(outcome, Done) and [int(row.argmax()) for row in outcome.rows] == [7, 7, 7]
+    assert evaluation.batch_size == 3 and len(outcome.images) == 3
+
+
+def test_the_engine_timeout_grows_with_the_files_in_a_batch(classifier: Classifier) -> None:
+    engine = ChildEngine(classifier.layers, timeout_s=2.0)
+    one, sixteen_more = (
+        [Task([SEVEN], "mnist", 10**6)],
+        [Task([SEVEN] * 9, "mnist", 10**6), Task([SEVEN] * 8, "mnist", 10**6)],
+    )
+    assert engine.timeout_for(one) == 2.0 and engine.timeout_for(sixteen_more) == 4.0
+
+
+def test_a_big_job_is_a_batch_of_its_own(classifier: Classifier) -> None:
+    async def scenario() -> FakeEngine:
+        batcher = Batcher(classifier)
+        engine = FakeEngine(0.05)
+        batcher._engines, batcher._idle = [engine], [engine]
+        first = asyncio.ensure_future(batcher.predict([Upload(b"a")], "mnist", 100))
+        await asyncio.sleep(0)  # the first job is running: the next ones queue behind it
+        big = asyncio.ensure_future(batcher.predict([Upload(b"b" * batching.BIG_JOB_BYTES)], "mnist", 100))
+        small = [asyncio.ensure_future(batcher.predict([Upload(b"c")], "mnist", 100)) for _ in range(2)]
+        await asyncio.gather(first, big, *small)
+        await batcher.close()
+        return engine
+
+    assert asyncio.run(scenario()).batches == [1, 1, 2]  # the big job alone, then the two small ones together
+
+
+def test_no_upload_is_decoded_in_the_server_process(classifier: Classifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever its size, an upload is preprocessed in an engine process, never in the server's."""
+
+    def in_the_server(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an upload was decoded in the server process")
+
+    monkeypatch.setattr("app.engine.preprocess", in_the_server)
+    rng = np.random.default_rng(0)
+    big = encode(Image.fromarray(rng.integers(0, 256, (800, 800), dtype=np.uint8)))  # noise: ~640 KB
+    assert len(big) > batching.BIG_JOB_BYTES
+    seven = Image.open(io.BytesIO(SEVEN)).convert("L").resize((600, 600))
+    with TestClient(create_app(Settings(engine_processes=1), classifier)) as client:
+        for data in (SEVEN, big, encode(seven)):
+            response = client.post("/v1/predict", files={"file": ("x.png", data, "image/png")})
+            assert response.status_code in (200, 422), response.text
+        batch = client.post("/v1/predict/batch", files=[("files", ("a.png", SEVEN)), ("files", ("b.png", big))])
+        assert batch.status_code in (200, 422), batch.text

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 
 from app.config import Settings
 from app.inference import Classifier
-from app.middleware.limits import BodyLimitMiddleware, ConcurrencyLimitMiddleware
 from app.main import create_app
+from app.middleware.limits import BodyLimitMiddleware, ConcurrencyLimitMiddleware
 from app.middleware.security import ConfigError, load_api_keys
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,9 @@
-"""training/models.py: every preset builds the model it documents, with the input and output the service expects."""
+"""training/models.py: every preset builds the model it documents, with the input and output the service expects,
+and what it says of itself (description, hyperparameters) is what it builds."""
 
 from __future__ import annotations
 
+import dataclasses
 import zipfile
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 
 from app.inference import Classifier, ModelLoadError, forward, read_dense_layers
-from training.models import INPUT_NAME, OUTPUT_NAME, PRESETS
+from training.models import INPUT_NAME, OUTPUT_NAME, PRESETS, Adam, CosineAdamW, Preset
 
 PARAMETERS = {  # from each builder's docstring and the README's preset table
     "mlp-512": 669_706,  # 784*512+512 + 512*512+512 + 512*10+10
@@ -65,6 +67,92 @@ def test_default_schedule_warms_up_then_decays() -> None:
         rates.append(float(optimizer.learning_rate))
     assert rates[0] < rates[1] < rates[2] == pytest.approx(1e-3)  # two epochs of warm-up to the peak
     assert rates[2] > rates[3] > rates[4] > 0  # then cosine decay, never to zero
+
+
+DESCRIPTIONS = {  # what each preset's metadata says; the default's is the committed model's (test_committed_model.py)
+    "mlp-512": "784-512-512-10 ReLU, softmax; Adam, 20 epochs, batch 128",
+    "mlp-256-dropout": "784-256-256-10 ReLU, dropout 0.45, softmax; Adam, 20 epochs, batch 128 (published: 98.4%)",
+    "logreg": "multinomial logistic regression, 784-10 softmax; Adam, 20 epochs, batch 128",
+    "default": (
+        "784-800-800-10 ReLU, dropout 0.2, softmax; AdamW (weight decay 1e-4) with warm-up and cosine decay to zero "
+        "over all 50 epochs; label smoothing 0.05; random affine augmentation (rotation, scale, shift, shear); half the "
+        "digits each epoch drawn with a bold pen and brought back to MNIST's form by the service's own steps"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARAMETERS))
+def test_description_is_derived_from_the_definition(name: str) -> None:
+    assert PRESETS[name].description == DESCRIPTIONS[name]
+
+
+def test_description_follows_the_parameters() -> None:
+    preset = dataclasses.replace(
+        PRESETS["default"],
+        hidden=(64,),
+        dropout=0.3,
+        optimizer=CosineAdamW(peak_learning_rate=2e-3, weight_decay=5e-5),
+        epochs=7,
+        label_smoothing=0.1,
+        augment=False,
+        bold=0.25,
+        early_stopping_patience=3,
+    )
+    assert preset.description == (
+        "784-64-10 ReLU, dropout 0.3, softmax; AdamW (weight decay 5e-5) with warm-up and cosine decay to zero over all "
+        "7 epochs; label smoothing 0.1; 25% of the digits each epoch drawn with a bold pen and brought back to MNIST's "
+        "form by the service's own steps; early stopping on validation accuracy (patience 3)"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(PARAMETERS))
+def test_hyperparameters_are_what_the_preset_builds(name: str) -> None:
+    """Every recorded value is read back from the model, optimizer and loss the preset makes."""
+    preset = PRESETS[name]
+    hyper = preset.hyperparameters(validation_size=5000)
+    assert list(hyper)[:7] == [
+        "epochs_max",
+        "batch_size",
+        "validation_size",
+        "augment",
+        "bold",
+        "early_stopping_patience",
+        "label_smoothing",
+    ]
+    assert (hyper["epochs_max"], hyper["batch_size"], hyper["validation_size"]) == (
+        preset.epochs,
+        preset.batch_size,
+        5000,
+    )
+    assert (hyper["augment"], hyper["bold"], hyper["label_smoothing"]) == (
+        preset.augment,
+        preset.bold,
+        preset.label_smoothing,
+    )
+    rates = {layer.rate for layer in preset.build().layers if isinstance(layer, keras.layers.Dropout)}
+    assert rates == ({hyper["dropout"]} if "dropout" in hyper else set())
+    optimizer = preset.optimizer(preset.epochs, 100)
+    if isinstance(preset.optimizer, CosineAdamW):
+        assert isinstance(optimizer, keras.optimizers.AdamW)
+        assert optimizer.weight_decay == hyper["weight_decay"]
+        assert optimizer.learning_rate.numpy() == pytest.approx(hyper["peak_learning_rate"] / 10)  # warm-up's start
+        optimizer.iterations.assign(2 * 100)
+        assert optimizer.learning_rate.numpy() == pytest.approx(hyper["peak_learning_rate"])
+    else:
+        assert isinstance(preset.optimizer, Adam) and type(optimizer) is keras.optimizers.Adam
+        assert set(hyper) == set(list(hyper)[:7]) | ({"dropout"} if preset.dropout else set())
+
+
+def test_a_run_overrides_what_the_command_line_sets() -> None:
+    hyper = PRESETS["default"].hyperparameters(validation_size=100, epochs=2, batch_size=64, bold=0.0)
+    assert (hyper["epochs_max"], hyper["batch_size"], hyper["validation_size"], hyper["bold"]) == (2, 64, 100, 0.0)
+    assert hyper["label_smoothing"] == 0.05 and hyper["weight_decay"] == 1e-4  # the rest is the preset's
+
+
+def test_presets_are_frozen_definitions() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PRESETS["default"].dropout = 0.5  # type: ignore[misc]
+    assert all(isinstance(preset, Preset) for preset in PRESETS.values())
 
 
 def test_builds_are_independent() -> None:

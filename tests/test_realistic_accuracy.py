@@ -1,4 +1,4 @@
-"""Accuracy on realistic uploads: MNIST digits sent the way people send them (tests/uploads.py).
+"""Accuracy on realistic uploads: MNIST digits sent the way people send them (tools/uploads.py).
 
 Target (issue 3): for each kind of upload, accuracy within 1 point of the model's accuracy on the
 same digits as raw 28x28 arrays. Plain `convert("L").resize((28, 28))` is measured beside it.
@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.contract import flatten_and_scale
 from app.inference import Classifier
 from app.preprocessing import preprocess
-from tests.uploads import KINDS, make_upload
-from app.contract import flatten_and_scale
+from tools.uploads import KINDS, make_upload
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = 300  # per kind: the first 300 of the committed sample ...

@@ -68,7 +68,7 @@ def test_health_answers_while_big_predictions_run(server: str) -> None:
     """A batch of big photos keeps the workers busy for a while; /healthz must answer meanwhile."""
     import numpy as np
 
-    from tests.uploads import make_upload
+    from tools.uploads import make_upload
 
     with np.load(ROOT / "tests" / "data" / "mnist-sample.npz") as sample:
         digits = sample["x"][:16]
@@ -92,7 +92,7 @@ def test_health_answers_while_big_predictions_run(server: str) -> None:
     worker.join()
     assert finished, "the batch request failed"
     assert health_times, "the batch finished before any health check could be made"
-    assert min(health_times) < 1.0
+    assert max(health_times) < 1.0, health_times  # every probe, not just the fastest
 
 
 def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:

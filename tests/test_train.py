@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +16,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.data import array_sha256, load_mnist, sha256_file
+from app.contract import sha256_file
+from training.data import array_sha256, load_mnist
 from training.evaluate import evaluate
 from training.evaluate import main as evaluate_main
 from training.models import PRESETS
 from training.train import main as train_main
+from training.train import publish, temporary_paths
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "mnist-sample.npz"
 TRAIN, TEST, VALIDATION = 600, 200, 100
@@ -57,7 +64,7 @@ def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def argv(data: Path, out: Path, *extra: str) -> list[str]:
-    """The default preset (augmentation, dropout, warm-up, early stopping) for 2 short epochs."""
+    """The default preset (augmentation, bold copies, dropout, warm-up, label smoothing) for 2 short epochs."""
     common = ["--preset", "default", "--epochs", "2", "--validation-size", str(VALIDATION), "--quiet"]
     return [*common, "--data", str(data), "--out", str(out), *extra]
 
@@ -117,6 +124,13 @@ def test_metadata_has_every_field(trained: tuple[Path, dict[str, Any], str], dat
     }
     assert {"python", "tensorflow", "keras", "numpy"} == set(meta["versions"])
     assert meta["versions"]["keras"] == keras.__version__ and meta["created_at"].endswith("+00:00")
+
+
+def test_metadata_records_the_presets_own_description_and_recipe(trained: tuple[Path, dict[str, Any], str]) -> None:
+    _, meta, _ = trained
+    preset = PRESETS["default"]
+    assert meta["description"] == preset.description
+    assert meta["hyperparameters"] == preset.hyperparameters(validation_size=VALIDATION, epochs=2)
 
 
 def test_sha256_in_the_metadata_is_the_files(trained: tuple[Path, dict[str, Any], str]) -> None:
@@ -235,6 +249,67 @@ def test_ctrl_c_returns_130_and_leaves_nothing(
     assert "interrupted: nothing was written." in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.keras"]
     assert out.read_bytes() == b"the previous model" and out.with_suffix(".json").read_text() == "{}"
+
+
+def test_publish_moves_every_file_into_place_the_model_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "m.keras"
+    temporary = temporary_paths(out)
+    for kind, path in temporary.items():
+        assert path.parent == tmp_path and path.name.startswith(".m.") and ".tmp" in path.name
+        path.write_text(kind)
+    moved: list[str] = []
+    real_replace = os.replace
+
+    def replace(source: Path, target: Path) -> None:
+        moved.append(Path(target).name)
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    publish(temporary, out)
+    assert moved[-1] == "m.keras" and sorted(moved) == ["m.confusion.png", "m.curves.png", "m.json", "m.keras"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(moved)
+    assert (tmp_path / "m.json").read_text() == "metadata" and out.read_text() == "model"
+
+
+IMPORT_CHECK = """
+import importlib, os, sys
+import matplotlib
+environment, backend = dict(os.environ), matplotlib.rcParams._get_backend_or_none()
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+changed = sorted(k for k in set(environment) | set(os.environ) if environment.get(k) != os.environ.get(k))
+heavy = sorted(m for m in ("tensorflow", "keras", "matplotlib.pyplot") if m in sys.modules)
+print(changed, heavy, matplotlib.rcParams._get_backend_or_none() == backend)
+"""
+TRAINING_MODULES = [
+    "training",
+    "training.__main__",
+    "training.augment",
+    "training.bold",
+    "training.data",
+    "training.evaluate",
+    "training.models",
+    "training.plots",
+    "training.train",
+]
+
+
+def test_importing_the_training_modules_has_no_side_effects() -> None:
+    """No environment variable set, no TensorFlow loaded, matplotlib's backend untouched, nothing run."""
+    every_module = {"training" if p.stem == "__init__" else f"training.{p.stem}" for p in ROOT.glob("training/*.py")}
+    assert every_module == set(TRAINING_MODULES)
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_CHECK, *TRAINING_MODULES], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[] [] True\n"
+
+
+def test_python_m_training_runs_the_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "training", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0 and result.stdout.startswith("usage: python -m training")
 
 
 def test_evaluate_prints_the_accuracy(

@@ -1,4 +1,4 @@
-"""The upload makers of tests/uploads.py: each kind decodes with Pillow to the format, mode and picture meant."""
+"""The upload makers of tools/uploads.py: each kind decodes with Pillow to the format, mode and picture meant."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from tests.uploads import KINDS, ORIENTATION, main, make_upload
+from tools.uploads import KINDS, ORIENTATION, main, make_upload
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "mnist-sample.npz"
 ASYMMETRIC = (0, 1, 4)  # a 7, a 2 and a 4: no rotation of them looks like the upright digit

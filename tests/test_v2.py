@@ -20,12 +20,12 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.config import Settings
+from app.contract import flatten_and_scale
 from app.inference import Classifier
 from app.main import create_app
 from app.preprocessing import preprocess
 from app.routes.v2.codec import MAX_JSON_ROWS, MAX_ROWS
 from tests.conftest import running_server
-from app.contract import flatten_and_scale
 
 ROOT = Path(__file__).resolve().parent.parent
 SEVEN = (ROOT / "tests" / "data" / "seven.png").read_bytes()
@@ -571,3 +571,75 @@ def test_tritonclient_compression(server: str, classifier: Classifier, digits: A
     np.testing.assert_allclose(
         result.as_numpy("probabilities"), classifier.predict_proba(flatten_and_scale(digits[0])), atol=1e-6
     )
+
+
+# hostile JSON: 400 with the protocol's {error}, never a 500 -----------------------------------------
+
+DEEP_OBJECT = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
+DEEP_DATA = (
+    b'{"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 784], "data": '
+    + b"[" * 5000
+    + b"]" * 5000
+    + b"}]}"
+)
+
+
+def pixels_with_raw_data(values: str) -> bytes:
+    """A pixels request whose `data` is the JSON text `values` (what json.dumps can't write)."""
+    return (
+        b'{"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 784], "data": [' + values.encode() + b"]}]}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (DEEP_OBJECT, "not valid JSON (recursion limit exceeded"),
+        (DEEP_DATA, "not valid JSON (recursion limit exceeded"),
+        (b'{"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1], "parameters": ' + b'{"a":' * 300 + b"1" + b"}" * 300 + b"}]}", "not valid JSON"),
+        (pixels_with_raw_data("1" * 400 + ", 0" * 783), "'data' must be a list of finite numbers"),
+        (pixels_with_raw_data("1e400" + ", 0" * 783), "'data' must be a list of finite numbers"),
+        (pixels_with_raw_data("-1e400" + ", 0" * 783), "'data' must be a list of finite numbers"),
+        (pixels_with_raw_data("NaN" + ", 0" * 783), "'data' must be a list of finite numbers"),
+        (pixels_with_raw_data("Infinity" + ", 0" * 783), "'data' must be a list of finite numbers"),
+        (pixels_with_raw_data("true" + ", 0" * 783), "'data' must be a list of finite numbers"),
+        (pixels_with_raw_data("null" + ", 0" * 783), "'data' must be a list of finite numbers"),
+        (pixels_with_raw_data("{}" + ", 0" * 783), "'data' must be a list of finite numbers"),
+        (pixels_with_raw_data("[[[[0]]]]" + ", 0" * 783), "'data' must be a list of finite numbers"),
+        (pixels_with_raw_data("1e300" + ", 0" * 783), "values in [0, 1]"),
+        (b'{"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, ' + b"9" * 400 + b'], "data": [0]}]}', "expected [N, 784]"),
+        (b'{"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [' + b"9" * 400 + b', 784]}]}', "expected 1 to 4096"),
+        (b'{"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [true, 784], "data": [0]}]}', "'shape' must be a list of non-negative integers"),
+        (b'{"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1.0, 784], "data": [0]}]}', "'shape' must be a list of non-negative integers"),
+        (b'{"inputs": [{"name": 7, "datatype": "FP32", "shape": [1, 784]}]}', "'name' must be a string"),
+        (b'{"inputs": [{"name": "pixels", "datatype": ["FP32"], "shape": [1, 784]}]}', "'datatype' must be a string"),
+        (b'{"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 784], "parameters": {"binary_data_size": 1e3}}]}', "binary_data_size must be a non-negative integer"),
+        (b'{"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 784], "parameters": {"binary_data_size": true}}]}', "binary_data_size must be a non-negative integer"),
+        (b'{"inputs": "pixels"}', "'inputs' must list exactly one input tensor"),
+        (b'{"inputs": [7]}', "'inputs' must list exactly one input tensor"),
+        (b'{"inputs": null}', "'inputs' must list exactly one input tensor"),
+        (b'{"id": ["x"], "inputs": []}', "'id' must be a string"),
+        (b'"just a string"', "must be a JSON object"),
+        (b"null", "must be a JSON object"),
+        (b"12", "must be a JSON object"),
+    ],
+    ids=["object-50000-deep", "data-5000-deep", "parameters-300-deep", "integer-400-digits", "1e400", "-1e400", "NaN",
+         "Infinity", "true-as-fp32", "null-as-fp32", "object-as-fp32", "data-too-deep-for-a-shape", "1e300-as-fp32",
+         "huge-dimension", "huge-rows", "bool-dimension", "float-dimension", "name-not-string", "datatype-not-string",
+         "binary-size-float", "binary-size-bool", "inputs-string", "inputs-number", "inputs-null", "id-list",
+         "string-body", "null-body", "number-body"],
+)  # fmt: skip
+def test_hostile_json_is_400_with_an_error(client: TestClient, content: bytes, message: str) -> None:
+    response = client.post(INFER, content=content, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text[:500]
+    assert set(response.json()) == {"error"} and message in response.json()["error"], response.json()
+
+
+def test_hostile_json_in_binary_requests_and_compressed_bodies_is_400(client: TestClient) -> None:
+    _, headers = binary_body({"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 784]}]}, RAW)
+    deep = DEEP_OBJECT + RAW
+    headers["Inference-Header-Content-Length"] = str(len(DEEP_OBJECT))
+    response = client.post(INFER, content=deep, headers=headers)
+    assert response.status_code == 400 and "recursion limit exceeded" in response.json()["error"]
+    response = client.post(INFER, content=gzip.compress(DEEP_DATA), headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 400 and "recursion limit exceeded" in response.json()["error"]

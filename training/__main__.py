@@ -1,3 +1,4 @@
 from training.train import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # `python -m training`; importing this module runs nothing
+    raise SystemExit(main())

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import tensorflow as tf
+if TYPE_CHECKING:  # TensorFlow is imported when the pipeline calls these, not when this module is imported
+    import tensorflow as tf
 
 # Ranges chosen to cover how real digits differ from MNIST's normalisation (slant, size, centring).
 MAX_ROTATION_DEG = 12.0
@@ -18,6 +20,8 @@ def random_affine(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
     `seed` is a shape-(2,) int tensor for the stateless RNG, so a run is reproducible from its seed.
     """
+    import tensorflow as tf
+
     batch = tf.shape(images)[0]
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=5)
 
@@ -52,5 +56,7 @@ def random_affine(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
 def use_some(images: tf.Tensor, others: tf.Tensor, share: float, seed: tf.Tensor) -> tf.Tensor:
     """Each image replaced by its counterpart in `others` with probability `share` (stateless RNG)."""
+    import tensorflow as tf
+
     pick = tf.random.stateless_uniform([tf.shape(images)[0]], tf.cast(seed, tf.int64)) < share
     return tf.where(pick[:, tf.newaxis, tf.newaxis], others, images)

@@ -12,7 +12,17 @@ import numpy as np
 
 from app.contract import IMAGE_SHAPE, INPUT_SIZE, NUM_CLASSES, flatten_and_scale, sha256_file
 
-__all__ = ["IMAGE_SHAPE", "INPUT_SIZE", "NUM_CLASSES", "DataError", "Mnist", "array_sha256", "flatten_and_scale", "load_mnist", "sha256_file"]
+__all__ = [
+    "IMAGE_SHAPE",
+    "INPUT_SIZE",
+    "NUM_CLASSES",
+    "DataError",
+    "Mnist",
+    "array_sha256",
+    "flatten_and_scale",
+    "load_mnist",
+    "sha256_file",
+]
 
 ENV_VAR = "MNIST_NPZ"
 KEYS = ("x_train", "y_train", "x_test", "y_test")

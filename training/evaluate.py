@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from training.data import NUM_CLASSES, DataError, flatten_and_scale, load_mnist
+from app.contract import NUM_CLASSES, flatten_and_scale
+from training.data import DataError, load_mnist
 
 
 def report_from_probabilities(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, Any]:

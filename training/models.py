@@ -1,124 +1,190 @@
-"""Model presets: each builds a keras.Model with input (N, 784) float32 in [0, 1], output (N, 10) softmax."""
+"""Model presets: each builds a keras.Model with input (N, 784) float32 in [0, 1], output (N, 10) softmax.
+
+A preset is one declarative definition (`Preset`): its model, optimizer and recipe are stated once, and
+`build()`, the optimizer, the `description` and the recorded `hyperparameters()` are all derived from it,
+so the metadata says what the code does. Keras is imported only when a model or an optimizer is built:
+importing this module (as `python -m training --help` does) loads no TensorFlow and changes nothing.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-import keras
-from keras import layers
+from app.contract import INPUT_SIZE, NUM_CLASSES
 
-from training.data import INPUT_SIZE, NUM_CLASSES
+if TYPE_CHECKING:
+    import keras
 
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "probabilities"
 
 
+def _number(value: float) -> str:
+    """A number as the descriptions write it: 0.2, 0.05, 1e-4."""
+    if 0 < abs(value) < 1e-3:
+        mantissa, exponent = f"{value:e}".split("e")
+        return f"{float(mantissa):g}e{int(exponent)}"
+    return f"{value:g}"
+
+
+class OptimizerRecipe(Protocol):
+    """How a preset's optimizer is made, described and recorded."""
+
+    def __call__(self, epochs: int, steps_per_epoch: int) -> keras.optimizers.Optimizer: ...
+
+    def describe(self, epochs: int, batch_size: int) -> str: ...
+
+    def hyperparameters(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Adam:
+    """Adam at Keras's default learning rate, constant."""
+
+    LEARNING_RATE: ClassVar[float] = 1e-3
+
+    def __call__(self, epochs: int, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+        import keras
+
+        return keras.optimizers.Adam(self.LEARNING_RATE)
+
+    def describe(self, epochs: int, batch_size: int) -> str:
+        return f"Adam, {epochs} epochs, batch {batch_size}"
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True)
+class CosineAdamW:
+    """AdamW whose learning rate warms up linearly from a tenth of the peak over the first epochs, then
+    follows a cosine down to 1% of the peak at the last step (the description's "to zero")."""
+
+    peak_learning_rate: float
+    weight_decay: float
+    WARMUP_EPOCHS: ClassVar[int] = 2  # fewer when the run is shorter: at least one epoch of decay
+    FLOOR: ClassVar[float] = 0.01  # of the peak, at the last step
+
+    def __call__(self, epochs: int, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+        import keras
+
+        warmup_epochs = min(self.WARMUP_EPOCHS, max(epochs - 1, 0))
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=self.peak_learning_rate / 10,
+            decay_steps=max(epochs - warmup_epochs, 1) * steps_per_epoch,
+            alpha=self.FLOOR,
+            warmup_target=self.peak_learning_rate,
+            warmup_steps=warmup_epochs * steps_per_epoch,
+        )
+        return keras.optimizers.AdamW(schedule, weight_decay=self.weight_decay)
+
+    def describe(self, epochs: int, batch_size: int) -> str:
+        return (
+            f"AdamW (weight decay {_number(self.weight_decay)}) with warm-up and cosine decay to zero "
+            f"over all {epochs} epochs"
+        )
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"peak_learning_rate": self.peak_learning_rate, "weight_decay": self.weight_decay}
+
+
 @dataclass(frozen=True)
 class Preset:
-    """How a preset is built and trained; the defaults reproduce its reference recipe."""
+    """A model (a ReLU MLP with a softmax output) and the recipe that trains it, stated once."""
 
-    build: Callable[[], keras.Model]
+    architecture: str  # the keras.Model's name, which the metadata records as "architecture"
+    hidden: tuple[int, ...]  # units of each hidden ReLU layer; none: logistic regression
+    optimizer: OptimizerRecipe  # called as optimizer(epochs, steps per epoch) -> a Keras optimizer
     epochs: int
-    batch_size: int
-    optimizer: Callable[[int, int], keras.optimizers.Optimizer]  # (epochs, steps per epoch) -> optimizer
-    description: str
-    augment: bool = False
-    bold: float = 0.0  # share of training digits shown drawn with a bold pen, each epoch (training/bold.py)
-    early_stopping_patience: int | None = None
+    batch_size: int = 128
+    dropout: float = 0.0  # after each hidden layer
     label_smoothing: float = 0.0
-    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    augment: bool = False  # random affine augmentation in the input pipeline (training/augment.py)
+    bold: float = 0.0  # share of training digits shown drawn with a bold pen, each epoch (training/bold.py)
+    early_stopping_patience: int | None = None  # epochs without a better validation accuracy
+    note: str = ""  # what the parameters do not say, e.g. a published figure; ends the description
 
+    def build(self) -> keras.Model:
+        """A fresh, untrained model: pixels (N, 784) -> dense ReLU (+ dropout) ... -> probabilities (N, 10)."""
+        import keras
+        from keras import layers
 
-def _mlp(name: str, hidden: list[int], dropout: float = 0.0) -> keras.Model:
-    inputs = keras.Input(shape=(INPUT_SIZE,), name=INPUT_NAME)
-    x = inputs
-    for i, units in enumerate(hidden):
-        x = layers.Dense(units, activation="relu", name=f"dense_{i + 1}")(x)
-        if dropout:
-            x = layers.Dropout(dropout, name=f"dropout_{i + 1}")(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name=OUTPUT_NAME)(x)
-    return keras.Model(inputs, outputs, name=name)
+        inputs = keras.Input(shape=(INPUT_SIZE,), name=INPUT_NAME)
+        x = inputs
+        for i, units in enumerate(self.hidden):
+            x = layers.Dense(units, activation="relu", name=f"dense_{i + 1}")(x)
+            if self.dropout:
+                x = layers.Dropout(self.dropout, name=f"dropout_{i + 1}")(x)
+        outputs = layers.Dense(NUM_CLASSES, activation="softmax", name=OUTPUT_NAME)(x)
+        return keras.Model(inputs, outputs, name=self.architecture)
 
+    @property
+    def description(self) -> str:
+        """One line saying what the preset is, from its definition."""
+        if self.hidden:
+            layers = "-".join(str(n) for n in (INPUT_SIZE, *self.hidden, NUM_CLASSES))
+            dropout = f", dropout {_number(self.dropout)}" if self.dropout else ""
+            parts = [f"{layers} ReLU{dropout}, softmax"]
+        else:
+            parts = [f"multinomial logistic regression, {INPUT_SIZE}-{NUM_CLASSES} softmax"]
+        parts.append(self.optimizer.describe(self.epochs, self.batch_size))
+        if self.label_smoothing:
+            parts.append(f"label smoothing {_number(self.label_smoothing)}")
+        if self.augment:
+            parts.append("random affine augmentation (rotation, scale, shift, shear)")
+        if self.bold:
+            share = {0.5: "half the", 1.0: "all the"}.get(self.bold, f"{self.bold:.0%} of the")
+            parts.append(
+                f"{share} digits each epoch drawn with a bold pen and brought back to MNIST's form "
+                "by the service's own steps"
+            )
+        if self.early_stopping_patience:
+            parts.append(f"early stopping on validation accuracy (patience {self.early_stopping_patience})")
+        return "; ".join(parts) + (f" ({self.note})" if self.note else "")
 
-def build_mlp_512() -> keras.Model:
-    """784-512-512-10 ReLU MLP, the classic Keras MNIST example (669,706 parameters)."""
-    return _mlp("mlp_512", [512, 512])
+    def hyperparameters(
+        self,
+        *,
+        validation_size: int,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        bold: float | None = None,
+    ) -> dict[str, Any]:
+        """What a training run's metadata records as "hyperparameters"; a run may override the preset's
+        epochs, batch size and bold share, and chooses the validation size."""
+        return {
+            "epochs_max": self.epochs if epochs is None else epochs,
+            "batch_size": self.batch_size if batch_size is None else batch_size,
+            "validation_size": validation_size,
+            "augment": self.augment,
+            "bold": self.bold if bold is None else bold,
+            "early_stopping_patience": self.early_stopping_patience,
+            "label_smoothing": self.label_smoothing,
+            **({"dropout": self.dropout} if self.dropout else {}),
+            **self.optimizer.hyperparameters(),
+        }
 
-
-def build_mlp_256_dropout() -> keras.Model:
-    """784-256-256-10 ReLU MLP with dropout 0.45 (269,322 parameters)."""
-    return _mlp("mlp_256_dropout", [256, 256], dropout=0.45)
-
-
-def build_logreg() -> keras.Model:
-    """Multinomial logistic regression: 784-10 softmax (7,850 parameters)."""
-    return _mlp("logreg", [])
-
-
-def build_default() -> keras.Model:
-    """Our best MLP: 784-800-800-10 ReLU with dropout 0.2, trained on augmented digits."""
-    return _mlp("mlp_default", [800, 800], dropout=0.2)
-
-
-def _adam(learning_rate: float = 1e-3) -> Callable[[int, int], keras.optimizers.Optimizer]:
-    return lambda epochs, steps_per_epoch: keras.optimizers.Adam(learning_rate)
-
-
-def _cosine_adamw(peak: float, warmup_epochs: int = 2) -> Callable[[int, int], keras.optimizers.Optimizer]:
-    def make(epochs: int, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-        warmup_epochs_ = min(warmup_epochs, max(epochs - 1, 0))
-        schedule = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=peak / 10,
-            decay_steps=max(epochs - warmup_epochs_, 1) * steps_per_epoch,
-            alpha=0.01,
-            warmup_target=peak,
-            warmup_steps=warmup_epochs_ * steps_per_epoch,
-        )
-        return keras.optimizers.AdamW(schedule, weight_decay=1e-4)
-
-    return make
-
-
-DEFAULT_EPOCHS = 50
 
 PRESETS: dict[str, Preset] = {
-    "mlp-512": Preset(
-        build_mlp_512,
-        epochs=20,
-        batch_size=128,
-        optimizer=_adam(),
-        description="784-512-512-10 ReLU, softmax; Adam, categorical cross-entropy",
-    ),
+    # the classic Keras MNIST example (669,706 parameters)
+    "mlp-512": Preset("mlp_512", hidden=(512, 512), optimizer=Adam(), epochs=20),
+    # 269,322 parameters
     "mlp-256-dropout": Preset(
-        build_mlp_256_dropout,
-        epochs=20,
-        batch_size=128,
-        optimizer=_adam(),
-        description="784-256-256-10 ReLU, dropout 0.45, softmax; Adam, 20 epochs, batch 128 (published: 98.4%)",
+        "mlp_256_dropout", hidden=(256, 256), dropout=0.45, optimizer=Adam(), epochs=20, note="published: 98.4%"
     ),
-    "logreg": Preset(
-        build_logreg,
-        epochs=20,
-        batch_size=128,
-        optimizer=_adam(),
-        description="multinomial logistic regression, 784-10 softmax",
-    ),
+    # 7,850 parameters
+    "logreg": Preset("logreg", hidden=(), optimizer=Adam(), epochs=20),
+    # our best MLP (1,276,810 parameters)
     "default": Preset(
-        build_default,
-        epochs=DEFAULT_EPOCHS,
+        "mlp_default",
+        hidden=(800, 800),
+        dropout=0.2,
+        optimizer=CosineAdamW(peak_learning_rate=1e-3, weight_decay=1e-4),
+        epochs=50,
         batch_size=128,
-        optimizer=_cosine_adamw(peak=1e-3),
-        description=(
-            "784-800-800-10 ReLU, dropout 0.2, softmax; AdamW (weight decay 1e-4) with warm-up and "
-            "cosine decay to zero over all 50 epochs; label smoothing 0.05; random affine augmentation (rotation, "
-            "scale, shift, shear); half the digits each epoch drawn with a bold pen and brought back to MNIST's "
-            "form by the service's own steps"
-        ),
+        label_smoothing=0.05,
         augment=True,
         bold=0.5,
-        label_smoothing=0.05,
-        hyperparameters={"dropout": 0.2, "peak_learning_rate": 1e-3, "weight_decay": 1e-4},
     ),
 }

@@ -1,19 +1,21 @@
-"""PNG plots of a training run: learning curves and the test confusion matrix."""
+"""PNG plots of a training run: learning curves and the test confusion matrix.
+
+Figures are made with matplotlib's object interface (`Figure`, rendered by Agg when saved), not pyplot:
+no display is needed, and importing this module leaves matplotlib's global backend as it was.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on servers and in CI
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 
 def plot_curves(history: dict[str, list[float]], path: Path, title: str) -> None:
     """Loss and accuracy per epoch, training vs validation."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     epochs = np.arange(1, len(history["loss"]) + 1)
     for ax, metric in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         ax.plot(epochs, history[metric], label=f"training {metric}")
@@ -28,13 +30,13 @@ def plot_curves(history: dict[str, list[float]], path: Path, title: str) -> None
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
-    plt.close(fig)
 
 
 def plot_confusion(confusion: list[list[int]], path: Path, title: str) -> None:
     """10x10 heatmap of the confusion matrix, counts written in each cell; log colour scale."""
     matrix = np.asarray(confusion)
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig = Figure(figsize=(7, 6))
+    ax = fig.subplots()
     image = ax.imshow(np.log1p(matrix), cmap="Blues")
     for (i, j), n in np.ndenumerate(matrix):
         if n:
@@ -48,4 +50,3 @@ def plot_confusion(confusion: list[list[int]], path: Path, title: str) -> None:
     fig.colorbar(image, ax=ax, label="log(1 + count)")
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
-    plt.close(fig)

@@ -8,21 +8,23 @@ import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from training.data import NUM_CLASSES, DataError, Mnist, array_sha256, flatten_and_scale, load_mnist, sha256_file
+from app.contract import INPUT_SIZE, MODEL_NAME, NUM_CLASSES, flatten_and_scale, sha256_file
+from training.data import DataError, Mnist, array_sha256, load_mnist
+from training.evaluate import predict_probabilities, report_from_probabilities
+from training.models import PRESETS, Preset
 
 DEFAULT_OUT = Path("models/mnist-mlp.keras")
 VALIDATION_SIZE = 5000
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from training.models import PRESETS  # cheap: keras imports lazily below only when building
-
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     parser.add_argument(
         "--preset", choices=sorted(PRESETS), default="default", help="model and recipe (default: %(default)s)"
@@ -62,13 +64,77 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def split_validation(data: Mnist, size: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+class Split(NamedTuple):
+    """The training set, less the validation images, and the validation set carved out of it."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one run trains: its preset, with the command line's overrides and the run's own settings."""
+
+    preset_name: str
+    preset: Preset
+    epochs: int
+    batch_size: int
+    bold: float
+    validation_size: int
+    seed: int
+    quiet: bool
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Run:
+        preset = PRESETS[args.preset]
+        return cls(
+            preset_name=args.preset,
+            preset=preset,
+            epochs=args.epochs or preset.epochs,
+            batch_size=args.batch_size or preset.batch_size,
+            bold=preset.bold if args.bold is None else args.bold,
+            validation_size=args.validation_size,
+            seed=args.seed,
+            quiet=args.quiet,
+        )
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        return self.preset.hyperparameters(
+            validation_size=self.validation_size, epochs=self.epochs, batch_size=self.batch_size, bold=self.bold
+        )
+
+
+class Datasets(NamedTuple):
+    train: Any  # tf.data.Dataset of ((B, 784), (B, 10)) batches
+    steps_per_epoch: int
+    validation: tuple[np.ndarray, np.ndarray]  # (N, 784) float32 in [0, 1], (N, 10) one-hot
+
+
+class Fitted(NamedTuple):
+    model: Any  # keras.Model, compiled and trained
+    history: dict[str, list[float]]  # per-epoch loss, accuracy, val_loss, val_accuracy (and learning_rate)
+    seconds: float
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and TensorFlow's generators and make TensorFlow's ops deterministic."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def split_validation(data: Mnist, size: int, seed: int) -> Split:
     """Carve a random validation set of `size` images out of the training set (never the test set)."""
     if not 0 < size < len(data.x_train):
         raise DataError(f"{data.source}: --validation-size {size} must be between 1 and {len(data.x_train) - 1}.")
     order = np.random.default_rng(seed).permutation(len(data.x_train))
     val, train = order[:size], order[size:]
-    return data.x_train[train], data.y_train[train], data.x_train[val], data.y_train[val]
+    return Split(data.x_train[train], data.y_train[train], data.x_train[val], data.y_train[val])
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment: bool, bold: float = 0.0) -> Any:
@@ -102,110 +168,102 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augme
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def train(args: argparse.Namespace, data: Mnist, tmp_paths: list[Path]) -> dict[str, Any]:
-    """Train, evaluate and write the artifacts (through temporary files); return the metadata."""
+def build_datasets(split: Split, run: Run) -> Datasets:
+    """The training pipeline (shuffled, augmented, bold copies mixed in, as the preset says) and the validation arrays."""
+    train = make_dataset(split.x_train, split.y_train, run.batch_size, run.seed, run.preset.augment, run.bold)
+    validation = flatten_and_scale(split.x_val), np.eye(NUM_CLASSES, dtype=np.float32)[split.y_val]
+    return Datasets(train, int(np.ceil(len(split.x_train) / run.batch_size)), validation)
+
+
+def fit(run: Run, datasets: Datasets) -> Fitted:
+    """Build the preset's model, compile it with its optimizer and loss, and train it."""
     import keras
-    import tensorflow as tf
 
-    from training.evaluate import predict_probabilities, report_from_probabilities
-    from training.models import PRESETS
-    from training.plots import plot_confusion, plot_curves
-
-    preset = PRESETS[args.preset]
-    epochs = args.epochs or preset.epochs
-    batch_size = args.batch_size or preset.batch_size
-    bold = preset.bold if args.bold is None else args.bold
-    keras.utils.set_random_seed(args.seed)
-    tf.config.experimental.enable_op_determinism()
-
-    x_train, y_train, x_val, y_val = split_validation(data, args.validation_size, args.seed)
-    train_ds = make_dataset(x_train, y_train, batch_size, args.seed, preset.augment, bold)
-    x_val_in, y_val_hot = flatten_and_scale(x_val), np.eye(NUM_CLASSES, dtype=np.float32)[y_val]
-
-    model = preset.build()
-    steps = int(np.ceil(len(x_train) / batch_size))
+    model = run.preset.build()
     model.compile(
-        optimizer=preset.optimizer(epochs, steps),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=preset.label_smoothing),
+        optimizer=run.preset.optimizer(run.epochs, datasets.steps_per_epoch),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=run.preset.label_smoothing),
         metrics=["accuracy"],
     )
     callbacks: list[keras.callbacks.Callback] = []
-    if preset.early_stopping_patience:
+    if run.preset.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_accuracy", patience=preset.early_stopping_patience, restore_best_weights=True
+                monitor="val_accuracy", patience=run.preset.early_stopping_patience, restore_best_weights=True
             )
         )
     started = time.monotonic()
     history = model.fit(
-        train_ds,
-        validation_data=(x_val_in, y_val_hot),
-        epochs=epochs,
+        datasets.train,
+        validation_data=datasets.validation,
+        epochs=run.epochs,
         shuffle=False,  # the tf.data pipeline shuffles, from the seed
         callbacks=callbacks,
-        verbose=0 if args.quiet else 1,
+        verbose=0 if run.quiet else 1,
     )
-    train_seconds = time.monotonic() - started
-    epochs_run = len(history.history["loss"])
+    return Fitted(model, history.history, time.monotonic() - started)
 
-    reports = {
+
+def evaluate_splits(model: Any, split: Split, data: Mnist) -> dict[str, dict[str, Any]]:
+    """The trained model's report (accuracy, loss, per-class accuracy, confusion) on each split."""
+    return {
         name: report_from_probabilities(predict_probabilities(model, flatten_and_scale(x)), y)
         for name, x, y in (
-            ("train", x_train, y_train),
-            ("validation", x_val, y_val),
+            ("train", split.x_train, split.y_train),
+            ("validation", split.x_val, split.y_val),
             ("test", data.x_test, data.y_test),
         )
     }
 
-    # Save a fresh, uncompiled copy: no optimizer state and no training-only configuration in the file.
+
+def save_serving_copy(preset: Preset, model: Any, path: Path) -> Any:
+    """Save a fresh, uncompiled copy of the trained model to `path`: no optimizer state and no
+    training-only configuration in the file. Returns that copy."""
     serving = preset.build()
     serving.set_weights(model.get_weights())
-    out: Path = args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_model = out.with_name(f".{out.stem}.{os.getpid()}.tmp.keras")
-    tmp_paths.append(tmp_model)
-    serving.save(tmp_model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    serving.save(path)
+    return serving
+
+
+def build_metadata(
+    run: Run, serving: Any, fitted: Fitted, reports: dict[str, dict[str, Any]], data: Mnist, model_file: Path, out: Path
+) -> dict[str, Any]:
+    """What models/<name>.json records: the model's contract, the recipe, the results, the data and versions."""
+    import keras
+    import tensorflow as tf
 
     test = reports["test"]
-    metadata: dict[str, Any] = {
-        "name": "mnist-mlp",
-        "preset": args.preset,
-        "description": preset.description,
+    return {
+        "name": MODEL_NAME,
+        "preset": run.preset_name,
+        "description": run.preset.description,
         "architecture": serving.name,
-        "input": {"name": serving.inputs[0].name, "shape": [-1, 784], "dtype": "float32", "range": [0.0, 1.0]},
+        "input": {"name": serving.inputs[0].name, "shape": [-1, INPUT_SIZE], "dtype": "float32", "range": [0.0, 1.0]},
         "output": {
             "name": serving.output_names[0],  # the output layer's; the tensor's name changes with every build
-            "shape": [-1, 10],
+            "shape": [-1, NUM_CLASSES],
             "dtype": "float32",
             "meaning": "softmax probabilities, index = digit",
         },
         "parameters": int(serving.count_params()),
-        "hyperparameters": {
-            "epochs_max": epochs,
-            "batch_size": batch_size,
-            "validation_size": args.validation_size,
-            "augment": preset.augment,
-            "bold": bold,
-            "early_stopping_patience": preset.early_stopping_patience,
-            "label_smoothing": preset.label_smoothing,
-            **preset.hyperparameters,
-        },
-        "seed": args.seed,
-        "epochs_run": epochs_run,
-        "best_epoch": int(np.argmax(history.history["val_accuracy"])) + 1,
-        "train_seconds": round(train_seconds, 1),
+        "hyperparameters": run.hyperparameters,
+        "seed": run.seed,
+        "epochs_run": len(fitted.history["loss"]),
+        "best_epoch": int(np.argmax(fitted.history["val_accuracy"])) + 1,
+        "train_seconds": round(fitted.seconds, 1),
         "metrics": {
             split: {"accuracy": round(r["accuracy"], 6), "loss": round(r["loss"], 6), "count": r["count"]}
             for split, r in reports.items()
         },
         "test_per_class_accuracy": test["per_class_accuracy"],
         "test_confusion_matrix": test["confusion_matrix"],
-        "history": {k: [round(float(v), 6) for v in vs] for k, vs in history.history.items() if k != "learning_rate"},
+        "history": {k: [round(float(v), 6) for v in vs] for k, vs in fitted.history.items() if k != "learning_rate"},
         "data": {
             "source": data.source,
             "sha256": {k: array_sha256(getattr(data, k)) for k in ("x_train", "y_train", "x_test", "y_test")},
         },
-        "sha256": sha256_file(tmp_model),
+        "sha256": sha256_file(model_file),
         "file": out.name,
         "versions": {
             "python": platform.python_version(),
@@ -216,21 +274,15 @@ def train(args: argparse.Namespace, data: Mnist, tmp_paths: list[Path]) -> dict[
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
-    title = f"{args.preset}: test accuracy {test['accuracy']:.2%}"
-    tmp_curves = out.with_name(f".{out.stem}.{os.getpid()}.tmp.curves.png")
-    tmp_confusion = out.with_name(f".{out.stem}.{os.getpid()}.tmp.confusion.png")
-    tmp_json = out.with_name(f".{out.stem}.{os.getpid()}.tmp.json")
-    tmp_paths += [tmp_curves, tmp_confusion, tmp_json]
-    plot_curves(history.history, tmp_curves, title)
-    plot_confusion(test["confusion_matrix"], tmp_confusion, f"{args.preset}: MNIST test confusion matrix")
-    tmp_json.write_text(json.dumps(metadata, indent=2) + "\n")
 
-    # Publish: each os.replace is atomic, the model last so a reader never sees a model without metadata.
-    os.replace(tmp_curves, artifact_paths(out)["curves"])
-    os.replace(tmp_confusion, artifact_paths(out)["confusion"])
-    os.replace(tmp_json, artifact_paths(out)["metadata"])
-    os.replace(tmp_model, out)
-    return metadata
+def write_plots(
+    history: dict[str, list[float]], test: dict[str, Any], preset_name: str, paths: dict[str, Path]
+) -> None:
+    """The learning curves and the test confusion matrix, as PNGs at paths["curves"] and paths["confusion"]."""
+    from training import plots  # matplotlib: only once there is something to plot
+
+    plots.plot_curves(history, paths["curves"], f"{preset_name}: test accuracy {test['accuracy']:.2%}")
+    plots.plot_confusion(test["confusion_matrix"], paths["confusion"], f"{preset_name}: MNIST test confusion matrix")
 
 
 def artifact_paths(out: Path) -> dict[str, Path]:
@@ -241,6 +293,44 @@ def artifact_paths(out: Path) -> dict[str, Path]:
         "curves": out.with_name(f"{out.stem}.curves.png"),
         "confusion": out.with_name(f"{out.stem}.confusion.png"),
     }
+
+
+def temporary_paths(out: Path) -> dict[str, Path]:
+    """Hidden files beside `out`, one for each artifact, private to this process, to write before publishing."""
+    prefix = f".{out.stem}.{os.getpid()}.tmp"
+    return {
+        "model": out.with_name(f"{prefix}.keras"),
+        "metadata": out.with_name(f"{prefix}.json"),
+        "curves": out.with_name(f"{prefix}.curves.png"),
+        "confusion": out.with_name(f"{prefix}.confusion.png"),
+    }
+
+
+def publish(temporary: dict[str, Path], out: Path) -> None:
+    """Move the written files into place. Each os.replace is atomic, and the model goes last, so a reader
+    never sees a model without its metadata (nor new metadata beside an old model for long)."""
+    final = artifact_paths(out)
+    for kind in ("curves", "confusion", "metadata", "model"):
+        os.replace(temporary[kind], final[kind])
+
+
+def train(args: argparse.Namespace, data: Mnist, tmp_paths: list[Path]) -> dict[str, Any]:
+    """Train, evaluate and write the artifacts (through temporary files, listed in `tmp_paths` for the
+    caller to remove if anything fails); return the metadata."""
+    run = Run.from_args(args)
+    seed_everything(run.seed)
+    split = split_validation(data, run.validation_size, run.seed)
+    fitted = fit(run, build_datasets(split, run))
+    reports = evaluate_splits(fitted.model, split, data)
+
+    temporary = temporary_paths(args.out)
+    tmp_paths += temporary.values()
+    serving = save_serving_copy(run.preset, fitted.model, temporary["model"])
+    metadata = build_metadata(run, serving, fitted, reports, data, temporary["model"], args.out)
+    write_plots(fitted.history, reports["test"], run.preset_name, temporary)
+    temporary["metadata"].write_text(json.dumps(metadata, indent=2) + "\n")
+    publish(temporary, args.out)
+    return metadata
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -223,7 +223,8 @@ def flat_numbers(data: list[Any] | None, count: int) -> np.ndarray:
         raise BadRequest("Input 'pixels': 'data' must be a list of numbers, flat or nested.") from None
     if values.size != count:
         raise BadRequest(f"Input 'pixels': 'data' holds {values.size} numbers; its shape needs {count}.")
-    return values.astype(np.float32)
+    with np.errstate(over="ignore"):  # beyond FP32's range is infinite, and refused by the range checks
+        return values.astype(np.float32)
 
 
 def image_elements(tensor: RequestInput, raw: bytes | None) -> list[bytes]:

@@ -6,7 +6,7 @@ strokes like a pen's, then put on paper or a canvas with the effects of a scanne
 browser, and encoded. There is one kind per way of sending a digit (scan, phone photo, canvas, bold
 digit in a big frame) and one per file format and mode the service decodes.
 
-    python -m tests.uploads --out DIR --n 3     # example files of each kind, for humans to look at
+    python -m tools.uploads --out DIR --n 3     # example files of each kind, for humans to look at
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from PIL import Image, ImageFilter, ImageOps
 
 UploadMaker = Callable[[np.ndarray, np.random.Generator], bytes]
 
-SAMPLE = Path(__file__).resolve().parent / "data" / "mnist-sample.npz"
+SAMPLE = Path(__file__).resolve().parent.parent / "tests" / "data" / "mnist-sample.npz"
 ORIENTATION = 0x0112  # the EXIF Orientation tag
 # Pixel data stored for each EXIF orientation, so that a viewer applying the tag shows it upright.
 STORED_FOR = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
@@ -354,7 +354,7 @@ def contact_sheet(uploads: dict[str, list[bytes]], side: int = 160) -> Image.Ima
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.uploads", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.uploads", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="directory to write the files to")
     parser.add_argument("--n", type=int, default=3, help="files per kind (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
