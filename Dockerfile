@@ -2,22 +2,26 @@
 #   docker build -t mnist-service .  &&  docker run --rm -p 8000:8000 mnist-service
 # Checked by `make docker-smoke` (deploy/container-smoke.sh): hadolint, build, run read-only, predict, stop.
 
-# ---- build: the serving dependencies in a venv; nothing of this stage but /opt/venv is kept
+# ---- build: the package and its serving dependencies in a venv; nothing of this stage but /opt/venv is kept
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 WORKDIR /build
-# Only pyproject.toml first: the dependency layer is rebuilt when the dependencies change, not the code.
+# The dependencies first, from pyproject.toml alone (with an empty app package to install), so that this
+# layer is rebuilt when the dependencies change, not the code. [project].dependencies are what serving
+# needs: no TensorFlow, Keras or matplotlib (the `train` extra). A venv without pip (the base image's
+# pip installs into it).
 COPY pyproject.toml ./
-# The [project] dependencies of pyproject.toml (one list, no copy to drift) minus what only training
-# needs: TensorFlow and Keras (the service reads the weights from the .keras archive itself; ~1 GB) and
-# matplotlib (training/plots.py; 75 MB). A venv without pip (the base image's pip installs into it),
-# checked by importing what the service imports.
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d for d in deps if not d.startswith(('tensorflow', 'keras', 'matplotlib'))))" > requirements.txt \
+RUN mkdir app && touch app/__init__.py README.md \
     && python -m venv --without-pip /opt/venv \
-    && pip --python /opt/venv/bin/python install --no-cache-dir -r requirements.txt \
-    && /opt/venv/bin/python -c "import fastapi, h5py, numpy, PIL, prometheus_client, uvicorn; print('numpy', numpy.__version__, 'h5py', h5py.__version__)"
+    && pip --python /opt/venv/bin/python install --no-cache-dir . \
+    && pip --python /opt/venv/bin/python uninstall --yes mnist-service
+# Then the package itself: app/ only (training/ is not in the build context).
+COPY README.md ./
+COPY app ./app
+RUN pip --python /opt/venv/bin/python install --no-cache-dir --no-deps . \
+    && /opt/venv/bin/python -c "import app.main, h5py, numpy; print('numpy', numpy.__version__, 'h5py', h5py.__version__)"
 
-# ---- the image: base + venv + the service's code + the committed model, run as a non-root user
+# ---- the image: base + the venv (dependencies and the app package) + the committed model, as a non-root user
 FROM python:3.11-slim
 LABEL org.opencontainers.image.title="mnist-service" \
       org.opencontainers.image.description="Handwritten-digit recognition: a Keras MLP trained on MNIST, served by FastAPI" \
@@ -25,17 +29,12 @@ LABEL org.opencontainers.image.title="mnist-service" \
 RUN groupadd --gid 10001 app \
     && useradd --uid 10001 --gid 10001 --no-log-init --no-create-home --home-dir /tmp --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
-# app/, training/ and models/ side by side, as in the repository, so app/config.py finds the model
-# without MNIST_MODEL_PATH. The app imports training.data only (tests/test_deploy.py checks that).
 WORKDIR /srv/mnist-service
-COPY app ./app
-COPY training/__init__.py training/data.py ./training/
 COPY models/mnist-mlp.keras models/mnist-mlp.json ./models/
-RUN python -m compileall -q app training
 # Every setting is an environment variable (README "Configuration"). Nothing is written outside /tmp
 # (several workers' metrics), so the root filesystem can be read-only.
 ENV PATH=/opt/venv/bin:$PATH \
-    PYTHONPATH=/srv/mnist-service \
+    MNIST_MODEL_PATH=/srv/mnist-service/models/mnist-mlp.keras \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \

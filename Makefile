@@ -1,22 +1,23 @@
-# Each target creates or refreshes .venv first, so every one of them works on a fresh clone.
+# Each target creates or refreshes .venv first, with what it needs: serving alone (pyproject's
+# dependencies), the `train` extra, or the `dev` extra (tests, lint, benchmarks; it includes `train`).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
 PRESET ?= default
 TRAIN_ARGS ?=
 
-.PHONY: venv serve test browser-test train evaluate accuracy lint format bench soak docker-smoke clean
+.PHONY: venv serve test browser-test train evaluate accuracy lint format bench soak decode-cpu docker-smoke clean
 
-venv: $(STAMP)
+venv: $(VENV)/.installed-dev
 
-$(STAMP): pyproject.toml
+# $(VENV)/.installed-serve, -train, -dev: `pip install -e .`, `.[train]`, `.[dev]` once per change of pyproject.toml
+$(VENV)/.installed-%: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	@touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".$(if $(filter serve,$*),,[$*])"
+	@touch $@
 
-serve: venv  ## serve the committed model on http://127.0.0.1:8000 (HOST, PORT, WEB_CONCURRENCY, MNIST_*)
+serve: $(VENV)/.installed-serve  ## serve the committed model on http://127.0.0.1:8000 (HOST, PORT, WEB_CONCURRENCY, MNIST_*)
 	$(BIN)/python -m app
 
 test: venv  ## the test suite (set MNIST_NPZ=../shared/data/mnist.npz for the full-MNIST checks)
@@ -25,10 +26,10 @@ test: venv  ## the test suite (set MNIST_NPZ=../shared/data/mnist.npz for the fu
 browser-test: venv  ## only the headless-Chromium tests of the page and the docs (screenshots in artifacts/screenshots/)
 	$(BIN)/python -m pytest tests/test_browser.py
 
-train: venv  ## retrain models/mnist-mlp.keras (PRESET=default; TRAIN_ARGS="--data ../shared/data/mnist.npz")
+train: $(VENV)/.installed-train  ## retrain models/mnist-mlp.keras (PRESET=default; TRAIN_ARGS="--data ../shared/data/mnist.npz")
 	$(BIN)/python -m training --preset $(PRESET) $(TRAIN_ARGS)
 
-evaluate: venv  ## evaluate models/mnist-mlp.keras on the MNIST test set
+evaluate: $(VENV)/.installed-train  ## evaluate models/mnist-mlp.keras on the MNIST test set
 	$(BIN)/python -m training.evaluate $(TRAIN_ARGS)
 
 accuracy: venv  ## accuracy on realistic uploads of each kind vs the raw digits (MNIST_NPZ: its test set; ACCURACY_ARGS="--n 10000")
@@ -38,8 +39,11 @@ bench: venv  ## the service vs the HTTP floor and the tutorial code: req/s, p50/
 	@command -v wrk >/dev/null || (apt-get install -y -qq wrk >/dev/null 2>&1 || echo "wrk unavailable: bench uses its Python load generator")
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-soak: venv  ## 16 clients for 60 s of valid, corrupt, oversized, bomb, slow, stalled and dropped uploads (127.0.0.1)
+soak: venv  ## SOAK_SECONDS (600) at 16 clients of valid and hostile uploads (127.0.0.1): 5xx, failures, RSS per process, curve in artifacts/soak/
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+decode-cpu: venv  ## fifty 4 MiB noise PNGs: the CPU time of the server process against its engines'
+	$(BIN)/python -m bench.decode_cpu
 
 docker-smoke:  ## hadolint, build the image, run it, check /readyz and a prediction, read-only run (podman)
 	deploy/container-smoke.sh
@@ -49,11 +53,12 @@ k8s-check: venv  ## validate deploy/k8s offline (Kubernetes schemas) and check p
 	$(BIN)/python -m pytest tests/test_deploy.py
 
 lint: venv
-	$(BIN)/ruff check app training tests bench
+	$(BIN)/ruff check app training tests bench tools
+	$(BIN)/ruff format --check app training tests bench tools
 	$(BIN)/mypy app training
 
 format: venv
-	$(BIN)/ruff format app training tests
+	$(BIN)/ruff format app training tests bench tools
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

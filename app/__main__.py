@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 
 # One BLAS thread per process: inference is small matrix products on small batches, fastest on one
-# thread, and the other cores serve the engines and other workers. Set before numpy loads.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-
-import uvicorn  # noqa: E402
-
-from app.config import Settings  # noqa: E402
-from app.inference import ModelLoadError, check_model_files  # noqa: E402
-from app.middleware.security import ConfigError, load_api_keys  # noqa: E402
+# thread, and the other cores serve the engines and the other workers. The engines get it from
+# app/engine.py; the server's processes from here, at run time, before numpy loads.
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def main() -> int:
+    for name, value in ONE_THREAD.items():
+        os.environ.setdefault(name, value)
+    import uvicorn  # imported here, after the thread settings: it and the app load numpy
+
+    from app.config import Settings
+    from app.inference import ModelLoadError, check_model_files
+    from app.middleware.security import ConfigError, load_api_keys
+
     settings = Settings()
     try:  # fail in one line, before uvicorn starts, rather than with a traceback from every worker
         check_model_files(settings.model_path, settings.verify_model_sha256)

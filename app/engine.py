@@ -28,6 +28,7 @@ from typing import BinaryIO, Protocol
 
 import numpy as np
 
+from app.__main__ import ONE_THREAD
 from app.contract import NUM_CLASSES
 from app.errors import ImageError, InvalidImage
 from app.inference import DenseLayer, forward
@@ -42,9 +43,7 @@ TIMEOUT_PER_FILE = 1 / 16
 # glibc's mmap threshold fixed, so the buffers of a big decode go back to the system when freed instead
 # of staying in the heap (the dynamic threshold rises after the first big free, and the heap then only grows).
 CHILD_ENV = {
-    "OPENBLAS_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
+    **ONE_THREAD,
     "MALLOC_MMAP_THRESHOLD_": str(256 * 1024),
     "MALLOC_TRIM_THRESHOLD_": str(1024 * 1024),
 }
