@@ -26,7 +26,7 @@ from app.errors import ImageError, NotReady
 from app.inference import Classifier
 from app.preprocessing import Mode, Preprocessed
 
-SPILL_AFTER_S = 0.005  # a batch of small images takes ~1 ms: one still running after 5 ms is heavy (see _dispatch)
+SPILL_AFTER_S = 0.005  # a batch of small images is done well within this: one still running is heavy (see _dispatch)
 BIG_JOB_BYTES = 256 * 1024  # a job with this many bytes of files is decoded in a batch of its own
 
 
@@ -106,7 +106,7 @@ class Batcher:
         """Give queued jobs to idle engines, up to max_batch_size images each (a big job alone).
 
         While an engine is busy, the queue goes to a second one only once the first has worked for
-        SPILL_AFTER_S, or holds a full batch or a big job: light batches (small images, ~1 ms) then keep
+        SPILL_AFTER_S, or holds a full batch or a big job: light batches (small images) then keep
         growing in one engine, where the model is cheaper per image, and heavy ones spread over the cores.
         """
         if timer:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.preprocessing import DEFAULT_MAX_PIXELS
 
@@ -55,11 +55,14 @@ class Settings(BaseSettings):
     auth_scope: Literal["inference", "all"] = Field(
         "inference", description="what keys protect: /v1 and /v2 inference only, or all but the health probes"
     )
-    cors_origins: str = Field("", description="comma-separated origins allowed by CORS ('*' for any); empty: CORS off")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated origins allowed by CORS ('*' for any); empty: CORS off"
+    )
 
-    @property
-    def cors_origin_list(self) -> list[str]:
-        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = Field("json", description="one JSON object per log line, or plain text")

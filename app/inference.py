@@ -40,9 +40,9 @@ def forward(layers: list[DenseLayer], batch: np.ndarray) -> np.ndarray:
     """The MLP's forward pass: (N, 784) float32 in [0, 1] -> (N, 10) float32 softmax probabilities.
 
     A digit is mostly background, and ReLU zeroes many hidden units: when few of a layer's inputs are
-    non-zero anywhere in the batch, only their rows of the kernel are multiplied. At batch 1 that reads
-    ~0.5 MB of weights instead of 5 MB (0.06 ms instead of 0.2 ms); from batch ~4 the inputs' union is
-    too dense for it to pay and the full product is used. Same sums, in another order (~1e-7).
+    non-zero anywhere in the batch, only their rows of the kernel are multiplied: at batch 1 that reads
+    a tenth of the weights. In bigger batches the inputs' union is too dense for it to pay (SPARSE_SHARE)
+    and the full product is used. Same sums, in another order (checked against Keras to 1e-5 in tests/test_models.py).
     """
     x = np.asarray(batch, dtype=np.float32)
     for layer in layers:
@@ -89,8 +89,8 @@ def check_model_files(path: Path, verify_sha256: bool = True) -> tuple[dict[str,
 class Classifier:
     """The Keras MLP, evaluated as numpy matrix products of its Dense weights.
 
-    A 784-800-800-10 MLP is three matrix products; numpy does them in ~0.1 ms at batch 1, where
-    `model.predict` costs ~100 ms and `model(x)` ~6 ms per call (see README, "Speed").
+    A 784-800-800-10 MLP is three matrix products, far cheaper in numpy than a call into Keras
+    (`model.predict` is built for big batches; docs/performance.md).
     """
 
     def __init__(self, layers: list[DenseLayer], metadata: dict[str, Any], path: Path, sha256: str) -> None:

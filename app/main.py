@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=settings.cors_origin_list,
+            allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
             expose_headers=["X-Request-ID", "Inference-Header-Content-Length"],

@@ -2,10 +2,10 @@
 
 Most bodies have the layout that curl -F, browsers and httpx send: every part a file in the one field,
 with only Content-Disposition and Content-Type headers. `file_parts` reads those with a few string
-searches over the body (held in memory anyway: the byte cap bounds it), ~0.1 ms a request and ~30 us a
-file cheaper than Starlette's streaming parser, much of the event loop's work per small upload
-(`make bench`: the multipart row). It is an optimisation of Starlette's parser, tested to read exactly
-what Starlette reads (tests/test_multipart.py); every other body goes to Starlette's parser.
+searches over the body (held in memory anyway: the byte cap bounds it) instead of Starlette's streaming
+parser, which is much of the event loop's work per small upload (what it buys: docs/performance.md,
+measured with `make bench`). It is an optimisation of Starlette's parser, tested to read exactly what
+Starlette reads (tests/test_multipart.py); every other body goes to Starlette's parser.
 """
 
 from __future__ import annotations
