@@ -24,7 +24,7 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(5 * 1024 * 1024, ge=1, description="largest request body accepted (413 beyond)")
     max_batch_body_bytes: int = Field(
-        32 * 1024 * 1024, ge=1, description="largest /v1/predict/batch request body (413 beyond)"
+        32 * 1024 * 1024, ge=1, description="largest body of /v1/predict/batch and /v2 inference (413 beyond)"
     )
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="largest image (width x height) decoded (413 beyond)")
     max_batch_files: int = Field(64, ge=1, description="most files in one /v1/predict/batch request")

@@ -4,7 +4,7 @@
 # no capabilities, no privilege escalation, the Deployment's memory and CPU limits and settings) and check:
 # /readyz, a digit over /v1 and /v2, the HEALTHCHECK, the user, what the image holds, a mixed load and a
 # burst of the largest uploads within the memory limit, two workers, and a graceful stop on SIGTERM that
-# lets an in-flight request finish. Prints the figures README and the manifests quote.
+# lets an in-flight request finish. Prints the figures docs/deployment.md and the manifests quote.
 #
 # Engine: a Docker engine where one answers; else podman through ../shared/container/build-and-smoke.sh,
 # which installs podman and builds a python:3.11-slim stand-in where there is no engine or registry
@@ -205,7 +205,7 @@ stop_gracefully "$NAME-2w"
 
 cat <<EOF
 
-== figures ($ENGINE; README "Docker" and "Kubernetes", deploy/k8s/deployment.yaml)
+== figures ($ENGINE; docs/deployment.md, deploy/k8s/deployment.yaml)
 image size                      $((size / 1000000)) MB
 ready after start               $ready s (1 worker), $ready2 s (2 workers)
 idle                            $idle
