@@ -1,7 +1,13 @@
-"""Shared test helpers: a real server process on a free loopback port."""
+"""Shared test fixtures and helpers: the repository's paths, the committed model and data, image encoding,
+and a real server process on a free loopback port.
+
+Fixtures here are found by pytest; the constants and plain functions are imported by the modules that need
+them (`from tests.conftest import ROOT, SEVEN, encode`).
+"""
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
@@ -9,11 +15,56 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.inference import Classifier
 
 ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+MODEL = ROOT / "models" / "mnist-mlp.keras"  # the committed model
+SAMPLE = DATA / "mnist-sample.npz"  # the first 1,000 MNIST test digits: x (1000, 28, 28) uint8, y (1000,)
+SEVEN_PNG = DATA / "seven.png"  # a hand-drawn 7
+SEVEN = SEVEN_PNG.read_bytes()
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:
+    """The bytes of `image` saved as `fmt` (a Pillow format name), with Pillow's save `options`."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def png(pixels: np.ndarray, mode: str = "L") -> bytes:
+    """An array of pixels as a PNG file."""
+    return encode(Image.fromarray(pixels, mode))
+
+
+@cache
+def load_sample() -> tuple[np.ndarray, np.ndarray]:
+    """The committed sample's digits and labels, loaded once and read-only (every test module shares them)."""
+    with np.load(SAMPLE) as data:
+        x, y = data["x"], data["y"]
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
+@pytest.fixture(scope="session")
+def sample() -> tuple[np.ndarray, np.ndarray]:
+    """The committed sample: (1000, 28, 28) uint8 digits and their labels, read-only."""
+    return load_sample()
+
+
+@pytest.fixture(scope="session")
+def classifier() -> Classifier:
+    """The committed model, loaded once for the whole run."""
+    return Classifier.load(MODEL)
 
 
 def free_port() -> int:

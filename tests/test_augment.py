@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -12,14 +10,11 @@ from training import augment
 from training.augment import random_affine
 from training.train import make_dataset
 
-SAMPLE = Path(__file__).resolve().parent / "data" / "mnist-sample.npz"
-
 
 @pytest.fixture(scope="module")
-def digits() -> np.ndarray:
+def digits(sample: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """(32, 28, 28) float32 in [0, 1], as the input pipeline feeds random_affine."""
-    with np.load(SAMPLE) as sample:
-        return sample["x"][:32].astype(np.float32) / 255
+    return sample[0][:32].astype(np.float32) / 255
 
 
 def run(images: np.ndarray, seed: tuple[int, int]) -> np.ndarray:

@@ -11,8 +11,6 @@ import pytest
 from app.inference import Classifier
 from bench import uploads_accuracy
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def test_prints_each_kind_against_raw_and_caches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -31,10 +29,8 @@ def test_prints_each_kind_against_raw_and_caches(
     assert capsys.readouterr().out == first
 
 
-def test_an_upload_refused_counts_as_wrong() -> None:
-    classifier = Classifier.load(ROOT / "models" / "mnist-mlp.keras")
-    with np.load(ROOT / "tests" / "data" / "mnist-sample.npz") as sample:
-        x, y = sample["x"][:10], sample["y"][:10]
+def test_an_upload_refused_counts_as_wrong(classifier: Classifier, sample: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = sample[0][:10], sample[1][:10]
     full = uploads_accuracy.accuracy(classifier, x, y)
     x = x.copy()
     x[0] = 0  # how a refused upload is stored

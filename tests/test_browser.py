@@ -26,11 +26,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import running_server
+from tests.conftest import ROOT, SEVEN, SEVEN_PNG, running_server
 
-ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "artifacts" / "screenshots"
-SEVEN = ROOT / "tests" / "data" / "seven.png"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 Driver = webdriver.Chrome
@@ -226,11 +224,11 @@ def test_late_answers_never_overwrite_newer_ones(server: str, page: Driver) -> N
 def test_upload_through_the_picker(server: str, page: Driver) -> None:
     draw(page, ONE)  # a drawing first: the upload replaces it on the canvas
     wait_for_answers(page, 1)
-    page.find_element(By.ID, "file").send_keys(str(SEVEN))
+    page.find_element(By.ID, "file").send_keys(str(SEVEN_PNG))
     wait_for_answers(page, 2)
     assert page.find_element(By.ID, "digit").text == "7"
     shot(page, "04-uploaded-seven.png")
-    assert_page_shows(page, api_answer(server, "seven.png", SEVEN.read_bytes()))
+    assert_page_shows(page, api_answer(server, "seven.png", SEVEN))
     assert page.find_element(By.ID, "status").text.startswith("seven.png")
     assert not canvas_is_blank(page), "the upload is shown on the canvas"
     draw(page, ONE)  # the next stroke starts on a clean canvas, not on top of the upload
@@ -248,7 +246,7 @@ def test_drop_an_image_file(server: str, page: Driver) -> None:
         "window.dropped = new DataTransfer(); window.dropped.items.add(file);"
         "document.getElementById('pad').dispatchEvent("
         "  new DragEvent('dragover', {bubbles: true, cancelable: true, dataTransfer: window.dropped}));",
-        base64.b64encode(SEVEN.read_bytes()).decode(),
+        base64.b64encode(SEVEN).decode(),
         "seven.png",
     )
     assert "over" in (page.find_element(By.ID, "dropzone").get_attribute("class") or "")
@@ -261,7 +259,7 @@ def test_drop_an_image_file(server: str, page: Driver) -> None:
     shot(page, "06-dropped-seven.png")
     assert "over" not in (page.find_element(By.ID, "dropzone").get_attribute("class") or "")
     assert page.current_url.endswith("/"), "the browser did not navigate to the dropped file"
-    assert_page_shows(page, api_answer(server, "seven.png", SEVEN.read_bytes()))
+    assert_page_shows(page, api_answer(server, "seven.png", SEVEN))
 
 
 def test_api_errors_are_shown_verbatim(server: str, page: Driver, tmp_path: Path) -> None:
@@ -315,7 +313,7 @@ def test_phone_viewport_with_touch(server: str, browser: Driver) -> None:
         answer = api_answer(server, "drawing.png", canvas_png(browser))
         assert answer["digit"] == 7
         assert_page_shows(browser, answer)
-        browser.find_element(By.ID, "file").send_keys(str(SEVEN))
+        browser.find_element(By.ID, "file").send_keys(str(SEVEN_PNG))
         wait_for_answers(browser, 2)
         assert browser.find_element(By.ID, "status").text.startswith("seven.png")
         browser.execute_script("document.getElementById('results').scrollIntoView()")

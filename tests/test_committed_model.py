@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from app.contract import sha256_file
+from tests.conftest import MODEL
 from training.data import array_sha256, load_mnist
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
-MODEL = MODELS / "mnist-mlp.keras"
+MODELS = MODEL.parent
 METADATA = MODEL.with_suffix(".json")
-SAMPLE = Path(__file__).resolve().parent / "data" / "mnist-sample.npz"
 
 pytestmark = pytest.mark.skipif(
     not MODEL.exists(), reason=f"{MODEL} is absent: no model is committed yet (train one with `make train`)"
@@ -72,12 +70,11 @@ def test_its_preset_still_derives_the_recorded_recipe(meta: dict[str, Any]) -> N
     assert preset.build().name == meta["architecture"]
 
 
-def test_scores_on_the_committed_sample() -> None:
+def test_scores_on_the_committed_sample(sample: tuple[np.ndarray, np.ndarray]) -> None:
     """The first 1000 MNIST test digits; no full MNIST needed."""
     from training.evaluate import evaluate
 
-    with np.load(SAMPLE) as sample:
-        x, y = sample["x"], sample["y"]
+    x, y = sample
     assert evaluate(MODEL, x, y)["accuracy"] >= 0.99
 
 

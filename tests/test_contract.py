@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,34 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from app.config import Settings
 from app.contract import flatten_and_scale
 from app.inference import Classifier
 from app.main import create_app
 from app.schemas import BatchPrediction, Prediction
-
-ROOT = Path(__file__).resolve().parent.parent
-MODEL = ROOT / "models" / "mnist-mlp.keras"
-SEVEN = (ROOT / "tests" / "data" / "seven.png").read_bytes()
-
-
-def png(pixels: np.ndarray, mode: str = "L") -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, mode).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def classifier() -> Classifier:
-    return Classifier.load(MODEL)
-
-
-@pytest.fixture(scope="module")
-def sample() -> tuple[np.ndarray, np.ndarray]:
-    with np.load(ROOT / "tests" / "data" / "mnist-sample.npz") as data:
-        return data["x"], data["y"]
+from tests.conftest import SEVEN, png
 
 
 @pytest.fixture()

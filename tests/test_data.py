@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import load_sample
 from training.data import DataError, array_sha256, flatten_and_scale, load_mnist, sha256_file
 
-SAMPLE = Path(__file__).resolve().parent / "data" / "mnist-sample.npz"
 NEEDS_MNIST = pytest.mark.skipif(
     not os.environ.get("MNIST_NPZ"),
     reason="MNIST_NPZ is not set: this test needs the full MNIST .npz (../shared/data/mnist.npz); .ci/run sets it",
@@ -28,8 +28,7 @@ README_SHA256 = {
 
 def sample_arrays() -> dict[str, np.ndarray]:
     """A small valid MNIST: 60 training and 40 test images of the committed sample."""
-    with np.load(SAMPLE) as sample:
-        x, y = sample["x"][:100], sample["y"][:100]
+    x, y = (a[:100] for a in load_sample())
     return {"x_train": x[:60], "y_train": y[:60], "x_test": x[60:], "y_test": y[60:]}
 
 
@@ -204,9 +203,8 @@ def test_flatten_and_scale_is_exactly_x_over_255() -> None:
     np.testing.assert_array_equal(before, pixels.astype(np.uint8))  # the input is left as it was
 
 
-def test_flatten_and_scale_keeps_row_order() -> None:
-    with np.load(SAMPLE) as sample:
-        x = sample["x"][:3]
+def test_flatten_and_scale_keeps_row_order(sample: tuple[np.ndarray, np.ndarray]) -> None:
+    x = sample[0][:3]
     flat = flatten_and_scale(x)
     np.testing.assert_array_equal(flat.reshape(3, 28, 28) * 255, x.astype(np.float32))
 

@@ -15,8 +15,8 @@ import yaml
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
 MANIFESTS = sorted(K8S.glob("*.yaml"))
 KSERVE = sorted((K8S / "kserve").glob("*.yaml"))

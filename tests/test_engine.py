@@ -24,20 +24,7 @@ from app.errors import InvalidImage
 from app.inference import Classifier
 from app.main import create_app
 from app.preprocessing import Preprocessed
-
-ROOT = Path(__file__).resolve().parent.parent
-SEVEN = (ROOT / "tests" / "data" / "seven.png").read_bytes()
-
-
-@pytest.fixture(scope="module")
-def classifier() -> Classifier:
-    return Classifier.load(ROOT / "models" / "mnist-mlp.keras")
-
-
-def encode(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+from tests.conftest import SEVEN, encode
 
 
 def child_pids(client: TestClient) -> list[int]:
@@ -90,9 +77,10 @@ def test_shutdown_leaves_no_child_running(classifier: Classifier) -> None:
     assert not any(alive(pid) for pid in pids)
 
 
-def test_probabilities_cross_the_pipe_exactly(classifier: Classifier, client: TestClient) -> None:
-    with np.load(ROOT / "tests" / "data" / "mnist-sample.npz") as sample:
-        digit = sample["x"][3]
+def test_probabilities_cross_the_pipe_exactly(
+    classifier: Classifier, client: TestClient, sample: tuple[np.ndarray, np.ndarray]
+) -> None:
+    digit = sample[0][3]
     got = client.post("/v1/predict", files={"file": encode(Image.fromarray(digit))}).json()["probabilities"]
     expected = classifier.predict_proba(digit.reshape(1, 784).astype(np.float32) / 255)[0]
     np.testing.assert_array_equal(np.float32(got), expected)

@@ -6,11 +6,11 @@ import ast
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
+
 TRAINING_ONLY = ("tensorflow", "keras", "matplotlib")
 
 

@@ -17,15 +17,9 @@ from app.inference import Classifier
 from app.main import create_app
 from app.middleware.limits import BodyLimitMiddleware, ConcurrencyLimitMiddleware
 from app.middleware.security import ConfigError, load_api_keys
+from tests.conftest import SEVEN
 
-ROOT = Path(__file__).resolve().parent.parent
-SEVEN = (ROOT / "tests" / "data" / "seven.png").read_bytes()
 KEY = "s3cret-key-0123456789"
-
-
-@pytest.fixture(scope="module")
-def classifier() -> Classifier:
-    return Classifier.load(ROOT / "models" / "mnist-mlp.keras")
 
 
 @pytest.fixture()

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from app.inference import Classifier, ModelLoadError, forward, read_dense_layers
+from tests.conftest import MODEL
 from training.models import INPUT_NAME, OUTPUT_NAME, PRESETS, Adam, CosineAdamW, Preset
 
 PARAMETERS = {  # from each builder's docstring and the README's preset table
@@ -200,5 +201,4 @@ def test_layers_the_numpy_path_cannot_compute_are_refused(tmp_path: Path) -> Non
 
 
 def test_the_committed_model_passes_the_keras_cross_check() -> None:
-    model = Path(__file__).resolve().parent.parent / "models" / "mnist-mlp.keras"
-    assert len(Classifier.load(model, check_with_keras=True).layers) == 3
+    assert len(Classifier.load(MODEL, check_with_keras=True).layers) == 3

@@ -4,11 +4,9 @@ healthy afterwards. (Plain bad uploads are in test_contract.py; fuzzing in test_
 from __future__ import annotations
 
 import contextlib
-import io
 import struct
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,9 +17,7 @@ from app.config import Settings
 from app.inference import Classifier
 from app.main import create_app
 from app.preprocessing import ImageError, preprocess
-
-ROOT = Path(__file__).resolve().parent.parent
-SEVEN = (ROOT / "tests" / "data" / "seven.png").read_bytes()
+from tests.conftest import SEVEN, encode, load_sample
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:
@@ -33,12 +29,6 @@ def png_claiming(width: int, height: int) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     rows = zlib.compress(b"\x00" * 64)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
-
-
-def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
 
 
 def corrupt_crc(png: bytes) -> bytes:
@@ -67,8 +57,7 @@ def huge_text_chunk() -> bytes:
 
 
 def digit_image() -> Image.Image:
-    with np.load(ROOT / "tests" / "data" / "mnist-sample.npz") as sample:
-        return Image.fromarray(sample["x"][0])
+    return Image.fromarray(load_sample()[0][0])
 
 
 def animated_gif() -> bytes:
@@ -107,8 +96,7 @@ CORPUS = {
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[TestClient]:
-    classifier = Classifier.load(ROOT / "models" / "mnist-mlp.keras")
+def client(classifier: Classifier) -> Iterator[TestClient]:
     with TestClient(create_app(Settings(max_pixels=40_000_000), classifier)) as c:
         yield c
 

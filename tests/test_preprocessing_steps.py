@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,20 +12,13 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from app import preprocessing as P
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import encode
 
 
 @pytest.fixture(scope="module")
-def digits() -> np.ndarray:
-    with np.load(ROOT / "tests" / "data" / "mnist-sample.npz") as sample:
-        return sample["x"]
-
-
-def encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
+def digits(sample: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """All 1,000 digits of the committed sample, (1000, 28, 28) uint8."""
+    return sample[0]
 
 
 def bar(height: int = 60, width: int = 40) -> np.ndarray:

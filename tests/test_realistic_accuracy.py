@@ -10,7 +10,6 @@ into a 9), so they are measured on all 1,000 digits of the sample, the other kin
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,20 +20,8 @@ from app.inference import Classifier
 from app.preprocessing import preprocess
 from tools.uploads import KINDS, make_upload
 
-ROOT = Path(__file__).resolve().parent.parent
 DIGITS = 300  # per kind: the first 300 of the committed sample ...
 ALL_DIGITS = ("thick_small",)  # ... or all 1,000 of it
-
-
-@pytest.fixture(scope="module")
-def sample() -> tuple[np.ndarray, np.ndarray]:
-    with np.load(ROOT / "tests" / "data" / "mnist-sample.npz") as data:
-        return data["x"], data["y"]
-
-
-@pytest.fixture(scope="module")
-def classifier() -> Classifier:
-    return Classifier.load(ROOT / "models" / "mnist-mlp.keras")
 
 
 def naive(data: bytes) -> np.ndarray:

@@ -15,9 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port, running_server
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT, SEVEN, free_port, load_sample, running_server
 
 
 def run_app(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
@@ -70,8 +68,7 @@ def test_health_answers_while_big_predictions_run(server: str) -> None:
 
     from tools.uploads import make_upload
 
-    with np.load(ROOT / "tests" / "data" / "mnist-sample.npz") as sample:
-        digits = sample["x"][:16]
+    digits = load_sample()[0][:16]
     rng = np.random.default_rng(0)
     files = [("files", (f"{i}.jpg", make_upload("phone_photo", d, rng), "image/jpeg")) for i, d in enumerate(digits)]
     finished: list[float] = []
@@ -116,12 +113,11 @@ def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
 
 def test_metrics_add_up_across_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    seven = (ROOT / "tests" / "data" / "seven.png").read_bytes()
     with running_server({"WEB_CONCURRENCY": "2"}) as url:
         time.sleep(3)  # let the second worker finish loading too
         for _ in range(12):  # new connections: the kernel spreads them over both workers
             assert (
-                httpx.post(f"{url}/v1/predict", content=seven, headers={"Content-Type": "image/png"}).status_code == 200
+                httpx.post(f"{url}/v1/predict", content=SEVEN, headers={"Content-Type": "image/png"}).status_code == 200
             )
         text = httpx.get(f"{url}/metrics").text
     counted = [line for line in text.splitlines() if line.startswith('mnist_predictions_total{digit="7"}')]

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from app.contract import sha256_file
+from tests.conftest import ROOT, load_sample
 from training.data import array_sha256, load_mnist
 from training.evaluate import evaluate
 from training.evaluate import main as evaluate_main
@@ -24,9 +25,6 @@ from training.models import PRESETS
 from training.train import main as train_main
 from training.train import publish, temporary_paths
 
-ROOT = Path(__file__).resolve().parent.parent
-
-SAMPLE = Path(__file__).resolve().parent / "data" / "mnist-sample.npz"
 TRAIN, TEST, VALIDATION = 600, 200, 100
 METADATA_KEYS = {  # every field train.py writes
     "name",
@@ -56,8 +54,7 @@ METADATA_KEYS = {  # every field train.py writes
 @pytest.fixture(scope="module")
 def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """600 training and 200 test images of the committed sample, as an MNIST .npz."""
-    with np.load(SAMPLE) as sample:
-        x, y = sample["x"], sample["y"]
+    x, y = load_sample()
     path = tmp_path_factory.mktemp("data") / "mnist-small.npz"
     np.savez(path, x_train=x[:TRAIN], y_train=y[:TRAIN], x_test=x[TRAIN : TRAIN + TEST], y_test=y[TRAIN : TRAIN + TEST])
     return path

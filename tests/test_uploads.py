@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from tests.conftest import load_sample
 from tools.uploads import KINDS, ORIENTATION, main, make_upload
 
-SAMPLE = Path(__file__).resolve().parent / "data" / "mnist-sample.npz"
 ASYMMETRIC = (0, 1, 4)  # a 7, a 2 and a 4: no rotation of them looks like the upright digit
 
 # kind -> (Pillow format, the modes it may decode to)
@@ -35,10 +35,9 @@ EXPECTED: dict[str, tuple[str, set[str]]] = {
 }
 
 
-@cache
 def sample_digits() -> np.ndarray:
-    with np.load(SAMPLE) as sample:
-        return sample["x"][:12]
+    """The first 12 digits of the committed sample, (12, 28, 28) uint8."""
+    return load_sample()[0][:12]
 
 
 @pytest.fixture(scope="module")

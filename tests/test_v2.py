@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import base64
 import gzip
-import io
 import json
 import struct
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from app.config import Settings
 from app.contract import flatten_and_scale
@@ -25,10 +22,8 @@ from app.inference import Classifier
 from app.main import create_app
 from app.preprocessing import preprocess
 from app.routes.v2.codec import MAX_JSON_ROWS, MAX_ROWS
-from tests.conftest import running_server
+from tests.conftest import SEVEN, png, running_server
 
-ROOT = Path(__file__).resolve().parent.parent
-SEVEN = (ROOT / "tests" / "data" / "seven.png").read_bytes()
 INFER = "/v2/models/mnist-mlp/infer"
 ROUTES = [
     "/v2",
@@ -44,26 +39,15 @@ ROUTES = [
 
 
 @pytest.fixture(scope="module")
-def classifier() -> Classifier:
-    return Classifier.load(ROOT / "models" / "mnist-mlp.keras")
-
-
-@pytest.fixture(scope="module")
-def digits() -> tuple[np.ndarray, np.ndarray]:
+def digits(sample: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """The first 16 committed MNIST test digits: (16, 28, 28) uint8 and their labels."""
-    with np.load(ROOT / "tests" / "data" / "mnist-sample.npz") as sample:
-        return sample["x"][:16], sample["y"][:16]
+    return sample[0][:16], sample[1][:16]
 
 
 @pytest.fixture(scope="module")
 def pngs(digits: tuple[np.ndarray, np.ndarray]) -> list[bytes]:
     """The 16 digits as PNG files (what a client sends as a BYTES `image` input)."""
-    files = []
-    for pixels in digits[0]:
-        buffer = io.BytesIO()
-        Image.fromarray(pixels, "L").save(buffer, format="PNG")
-        files.append(buffer.getvalue())
-    return files
+    return [png(pixels) for pixels in digits[0]]
 
 
 @pytest.fixture(scope="module")
