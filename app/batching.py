@@ -24,7 +24,7 @@ import numpy as np
 from app.engine import ChildEngine, Done, Engine, Task, ThreadEngine
 from app.errors import ImageError, NotReady
 from app.inference import Classifier
-from app.preprocessing import Mode, Preprocessed
+from app.preprocessing import Mode
 
 SPILL_AFTER_S = 0.005  # a batch of small images is done well within this: one still running is heavy (see _dispatch)
 BIG_JOB_BYTES = 256 * 1024  # a job with this many bytes of files is decoded in a batch of its own
@@ -39,11 +39,22 @@ class Upload:
 
 
 @dataclass
+class Result:
+    """One file's answer: its ten probabilities, what preprocessing did, and (when asked for) the
+    28x28 image the model saw."""
+
+    probabilities: np.ndarray  # (10,) float32
+    notes: list[str]
+    pixels: np.ndarray | None = None  # (28, 28) uint8, white digit on black
+
+
+@dataclass
 class Job:
     uploads: list[Upload]
     mode: Mode
     max_pixels: int
-    future: asyncio.Future[list[tuple[Preprocessed, np.ndarray]]]
+    keep_pixels: bool
+    future: asyncio.Future[list[Result]]
 
     @property
     def big(self) -> bool:
@@ -78,13 +89,13 @@ class Batcher:
         return list(self._engines)
 
     async def predict(
-        self, uploads: list[Upload], mode: Mode, max_pixels: int
-    ) -> list[tuple[Preprocessed, np.ndarray]]:
-        """(28x28 image, 10 probabilities) for each upload; raises the ImageError of the first bad one,
-        with its `index` and `filename` set."""
+        self, uploads: list[Upload], mode: Mode, max_pixels: int, keep_pixels: bool = False
+    ) -> list[Result]:
+        """A Result for each upload; raises the ImageError of the first bad one, with its `index` and
+        `filename` set."""
         if self._closed:
             raise NotReady("The server is shutting down; retry shortly.")
-        job = Job(uploads, mode, max_pixels, asyncio.get_running_loop().create_future())
+        job = Job(uploads, mode, max_pixels, keep_pixels, asyncio.get_running_loop().create_future())
         self._jobs.append(job)
         self._dispatch()
         return await job.future
@@ -143,7 +154,7 @@ class Batcher:
         return sum(len(job.uploads) for job in self._jobs)
 
     async def _run(self, engine: Engine, jobs: list[Job]) -> None:
-        tasks = [Task([u.data for u in job.uploads], job.mode, job.max_pixels) for job in jobs]
+        tasks = [Task([u.data for u in job.uploads], job.mode, job.max_pixels, job.keep_pixels) for job in jobs]
         try:
             evaluation = await engine.evaluate(tasks)
         except Exception as exc:
@@ -158,7 +169,14 @@ class Batcher:
             self.classifier.observer(evaluation.batch_size, evaluation.seconds, evaluation.probabilities)
         for job, outcome in zip(jobs, evaluation.outcomes, strict=True):
             if isinstance(outcome, Done):
-                _settle(job, result=list(zip(outcome.images, outcome.rows, strict=True)))
+                rows, pixels = outcome.rows(evaluation), outcome.pixels
+                _settle(
+                    job,
+                    result=[
+                        Result(rows[i], notes, None if pixels is None else pixels[i])
+                        for i, notes in enumerate(outcome.notes)
+                    ],
+                )
             else:
                 error = outcome.error
                 if isinstance(error, ImageError):
@@ -166,9 +184,7 @@ class Batcher:
                 _settle(job, error=error)
 
 
-def _settle(
-    job: Job, result: list[tuple[Preprocessed, np.ndarray]] | None = None, error: BaseException | None = None
-) -> None:
+def _settle(job: Job, result: list[Result] | None = None, error: BaseException | None = None) -> None:
     """Hand the outcome to the request (it may have gone: the client disconnected; then nothing happens)."""
     if job.future.done():
         return

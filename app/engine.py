@@ -44,24 +44,33 @@ TIMEOUT_PER_FILE = 1 / 16
 # of staying in the heap (the dynamic threshold rises after the first big free, and the heap then only grows).
 CHILD_ENV = {
     **ONE_THREAD,
-    "MALLOC_MMAP_THRESHOLD_": str(256 * 1024),
-    "MALLOC_TRIM_THRESHOLD_": str(1024 * 1024),
+    "MALLOC_MMAP_THRESHOLD_": str(1024 * 1024),
+    "MALLOC_TRIM_THRESHOLD_": str(64 * 1024 * 1024),
 }
 
 
 @dataclass
 class Task:
-    """One request's uploads: the bytes of each file."""
+    """One request's uploads: the bytes of each file, and whether to send back the 28x28 images."""
 
     files: list[bytes]
     mode: Mode
     max_pixels: int
+    keep_pixels: bool = False  # only /v1's explain=true shows them: they are not pickled back otherwise
 
 
 @dataclass
 class Done:
-    images: list[Preprocessed]
-    rows: np.ndarray  # (len(images), 10) probabilities
+    """A task's images were preprocessed and evaluated: their rows of the evaluation's probabilities
+    start at `start`, one per file."""
+
+    start: int
+    notes: list[list[str]]  # what preprocessing did, per file
+    pixels: list[np.ndarray] | None  # the 28x28 uint8 images the model saw, when the task kept them
+
+    def rows(self, evaluation: Evaluation) -> np.ndarray:
+        """(files, 10): this task's probabilities."""
+        return evaluation.probabilities[self.start : self.start + len(self.notes)]
 
 
 @dataclass
@@ -75,7 +84,7 @@ class Evaluation:
     outcomes: list[Done | Failed]  # one per task
     batch_size: int  # images in the model call (0: no call)
     seconds: float  # the model call's duration
-    probabilities: np.ndarray  # (batch_size, 10)
+    probabilities: np.ndarray  # (batch_size, 10): one array for the batch, one pickle to unpack
 
 
 def evaluate(tasks: list[Task], layers: list[DenseLayer]) -> Evaluation:
@@ -91,11 +100,12 @@ def evaluate(tasks: list[Task], layers: list[DenseLayer]) -> Evaluation:
     seconds = time.perf_counter() - started
     outcomes: list[Done | Failed] = []
     start = 0
-    for entry in prepared:
+    for task, entry in zip(tasks, prepared, strict=True):
         if isinstance(entry, Failed):
             outcomes.append(entry)
         else:
-            outcomes.append(Done(entry, probabilities[start : start + len(entry)]))
+            pixels = [image.pixels for image in entry] if task.keep_pixels else None
+            outcomes.append(Done(start, [image.notes for image in entry], pixels))
             start += len(entry)
     return Evaluation(outcomes, len(images), seconds, probabilities)
 
@@ -117,9 +127,17 @@ def failed(outcome: Failed) -> Evaluation:
 
 
 def merge(parts: list[Evaluation]) -> Evaluation:
-    """Evaluations of consecutive tasks as one (their model calls counted together)."""
+    """Evaluations of consecutive tasks as one (their model calls counted together, rows renumbered)."""
+    outcomes: list[Done | Failed] = []
+    offset = 0
+    for part in parts:
+        for outcome in part.outcomes:
+            if isinstance(outcome, Done):
+                outcome = Done(outcome.start + offset, outcome.notes, outcome.pixels)
+            outcomes.append(outcome)
+        offset += len(part.probabilities)
     return Evaluation(
-        [outcome for part in parts for outcome in part.outcomes],
+        outcomes,
         sum(part.batch_size for part in parts),
         sum(part.seconds for part in parts),
         np.concatenate([part.probabilities for part in parts]),
@@ -128,18 +146,15 @@ def merge(parts: list[Evaluation]) -> Evaluation:
 
 def join_files(parts: list[Evaluation]) -> Evaluation:
     """The evaluations of one task's files, each evaluated alone, as that task's evaluation."""
-    done = [part.outcomes[0] for part in parts]
-    assert all(isinstance(outcome, Done) for outcome in done)
+    merged = merge(parts)
+    done = [outcome for outcome in merged.outcomes if isinstance(outcome, Done)]
+    assert len(done) == len(merged.outcomes)
+    pixels = None if any(o.pixels is None for o in done) else [p for o in done for p in o.pixels or []]
     return Evaluation(
-        [
-            Done(
-                [image for outcome in done for image in outcome.images],  # type: ignore[union-attr]
-                np.concatenate([outcome.rows for outcome in done]),  # type: ignore[union-attr]
-            )
-        ],
-        sum(part.batch_size for part in parts),
-        sum(part.seconds for part in parts),
-        np.concatenate([part.probabilities for part in parts]),
+        [Done(0, [notes for o in done for notes in o.notes], pixels)],
+        merged.batch_size,
+        merged.seconds,
+        merged.probabilities,
     )
 
 
@@ -245,7 +260,7 @@ class ChildEngine:
         parts = []
         for index, data in enumerate(task.files):
             try:
-                part = await self._evaluate([Task([data], task.mode, task.max_pixels)])
+                part = await self._evaluate([Task([data], task.mode, task.max_pixels, task.keep_pixels)])
             except Exception as exc:
                 await self._restart()
                 stalled = isinstance(exc, TimeoutError)

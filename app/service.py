@@ -7,27 +7,28 @@ go through the batcher, so every one of them is decoded in an engine; MNIST-form
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from app.batching import Batcher, Upload
+from app.batching import Batcher, Result, Upload
 from app.config import Settings
 from app.inference import Classifier
-from app.preprocessing import Mode, Preprocessed
+from app.preprocessing import Mode
 
 __all__ = ["Result", "Service", "Upload"]
 
 
-@dataclass
-class Result:
-    """One file's answer: the 28x28 image the model saw and its ten probabilities."""
+class Receiving:
+    """Counts a request in `batcher.receiving` while its body arrives (a class: cheaper than @contextmanager)."""
 
-    image: Preprocessed
-    probabilities: np.ndarray  # (10,) float32
+    def __init__(self, batcher: Batcher) -> None:
+        self.batcher = batcher
+
+    def __enter__(self) -> None:
+        self.batcher.receiving += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.batcher.receiving -= 1
 
 
 class Service:
@@ -52,20 +53,15 @@ class Service:
     def version(self) -> str:
         return self.classifier.version
 
-    @contextmanager
-    def receiving(self) -> Iterator[None]:
-        """Mark a request whose body is still arriving: the batcher may wait for it (MNIST_BATCH_MAX_WAIT_MS)."""
-        self.batcher.receiving += 1
-        try:
-            yield
-        finally:
-            self.batcher.receiving -= 1
+    def receiving(self) -> Receiving:
+        """`with service.receiving():` marks a request whose body is still arriving: the batcher may
+        wait for it (MNIST_BATCH_MAX_WAIT_MS)."""
+        return Receiving(self.batcher)
 
-    async def classify_files(self, uploads: list[Upload], mode: Mode) -> list[Result]:
+    async def classify_files(self, uploads: list[Upload], mode: Mode, keep_pixels: bool = False) -> list[Result]:
         """Decode, preprocess and classify encoded image files, in an engine; raises the ImageError of
-        the first bad file, with its `index` and `filename` set."""
-        results = await self.batcher.predict(uploads, mode, self.max_pixels)
-        return [Result(image, row) for image, row in results]
+        the first bad file, with its `index` and `filename` set. `keep_pixels`: also the 28x28 images."""
+        return await self.batcher.predict(uploads, mode, self.max_pixels, keep_pixels)
 
     async def classify_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """(N, 784) float32 in [0, 1] -> (N, 10) probabilities."""

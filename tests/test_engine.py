@@ -23,7 +23,6 @@ from app.engine import ChildEngine, Done, Evaluation, Failed, Task
 from app.errors import InvalidImage
 from app.inference import Classifier
 from app.main import create_app
-from app.preprocessing import Preprocessed
 from tests.conftest import SEVEN, encode
 
 
@@ -95,7 +94,7 @@ class FakeEngine:
     async def evaluate(self, tasks: list[Task]) -> Evaluation:
         self.batches.append(len(tasks))
         await asyncio.sleep(self.seconds)
-        outcomes = [Done([Preprocessed(np.zeros((28, 28), np.uint8))], np.full((1, 10), 0.1)) for _ in tasks]
+        outcomes = [Done(i, [[]], None) for i in range(len(tasks))]
         return Evaluation(outcomes, len(tasks), 0.0, np.full((len(tasks), 10), 0.1))  # type: ignore[arg-type]
 
     async def close(self) -> None:
@@ -158,7 +157,7 @@ def test_an_upload_that_kills_the_engine_is_refused_and_the_rest_answered(classi
 
     evaluation, before, serving = asyncio.run(scenario())
     first, crashed, last = evaluation.outcomes
-    assert isinstance(first, Done) and isinstance(last, Done) and int(last.rows[0].argmax()) == 7
+    assert isinstance(first, Done) and isinstance(last, Done) and int(last.rows(evaluation)[0].argmax()) == 7
     assert isinstance(crashed, Failed) and crashed.index == 1 and isinstance(crashed.error, InvalidImage)
     assert "crashed the decoder" in str(crashed.error)
     assert evaluation.batch_size == 2 and not alive(before) and serving
@@ -205,7 +204,7 @@ def test_an_upload_that_stalls_the_engine_is_refused_after_the_timeout(classifie
 
     evaluation, before, serving = asyncio.run(scenario())
     done, stalled = evaluation.outcomes
-    assert isinstance(done, Done) and int(done.rows[0].argmax()) == 7
+    assert isinstance(done, Done) and int(done.rows(evaluation)[0].argmax()) == 7
     assert (
         isinstance(stalled, Failed) and isinstance(stalled.error, InvalidImage) and "over 0.5 s" in str(stalled.error)
     )
@@ -230,14 +229,15 @@ def test_a_retry_keeps_the_results_it_got(classifier: Classifier) -> None:
     async def scenario() -> Evaluation:
         engine = await CrashOnCompany.start(classifier.layers)
         try:
-            return await engine.evaluate([Task([SEVEN, SEVEN, SEVEN], "mnist", 10**6)])
+            return await engine.evaluate([Task([SEVEN, SEVEN, SEVEN], "mnist", 10**6, keep_pixels=True)])
         finally:
             await engine.close()
 
     evaluation = asyncio.run(scenario())
     (outcome,) = evaluation.outcomes
-    assert isinstance(outcome, Done) and [int(row.argmax()) for row in outcome.rows] == [7, 7, 7]
-    assert evaluation.batch_size == 3 and len(outcome.images) == 3
+    assert isinstance(outcome, Done) and [int(row.argmax()) for row in outcome.rows(evaluation)] == [7, 7, 7]
+    assert evaluation.batch_size == 3 and len(outcome.notes) == 3
+    assert outcome.pixels is not None and [p.shape for p in outcome.pixels] == [(28, 28)] * 3
 
 
 def test_the_engine_timeout_grows_with_the_files_in_a_batch(classifier: Classifier) -> None:

@@ -8,8 +8,7 @@ import io
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Request
 from PIL import Image
 
 from app.batching import Upload
@@ -19,7 +18,7 @@ from app.preprocessing import FORMAT_NAMES, Mode
 from app.routes.deps import ServiceDep, SettingsDep
 from app.routes.openapi import error_responses
 from app.schemas import BatchPrediction, ModelInfo, Prediction
-from app.service import Result
+from app.service import Result, Service
 
 router = APIRouter(prefix="/v1", tags=["v1: predict"])
 
@@ -41,11 +40,12 @@ ExplainQuery = Annotated[
 ]
 
 
-# The request bodies: read here, described to OpenAPI below (a file field, or a raw image body, is
-# more than FastAPI's File() declares).
+# The request bodies: read by these two helpers, described to OpenAPI below (a file field or a raw
+# image body is more than FastAPI's File() declares). Called from the routes, not as dependencies:
+# each dependency costs FastAPI's solver microseconds per request (docs/performance.md).
 
 
-async def single_upload(request: Request, service: ServiceDep) -> Upload:
+async def single_upload(request: Request, service: Service) -> Upload:
     """The image of a multipart field `file`, or of a raw image body."""
     content_type = request.headers.get("content-type", "").lower()
     with service.receiving():
@@ -59,7 +59,7 @@ async def single_upload(request: Request, service: ServiceDep) -> Upload:
     )
 
 
-async def batch_uploads(request: Request, service: ServiceDep, settings: SettingsDep) -> list[Upload]:
+async def batch_uploads(request: Request, service: Service, max_files: int) -> list[Upload]:
     """Each multipart `files` field, in upload order."""
     content_type = request.headers.get("content-type", "").lower()
     if not content_type.startswith("multipart/form-data"):
@@ -67,7 +67,7 @@ async def batch_uploads(request: Request, service: ServiceDep, settings: Setting
             f"Content-Type {content_type or '(none)'!r} is not accepted; send multipart/form-data with the field `files` repeated."
         )
     with service.receiving():
-        return await read_files(request, "files", max_files=settings.max_batch_files)
+        return await read_files(request, "files", max_files=max_files)
 
 
 BINARY = {"type": "string", "format": "binary"}
@@ -108,20 +108,21 @@ BATCH_BODY: dict[str, Any] = {
         "ten probabilities (index = digit)."
     ),
     response_model=Prediction,
+    response_model_exclude_none=True,
     responses=error_responses(400, 413, 415, 422, 503),
     openapi_extra=SINGLE_BODY,
 )
 async def predict(
-    service: ServiceDep,
     request: Request,
-    upload: Annotated[Upload, Depends(single_upload)],
+    service: ServiceDep,
     preprocess: PreprocessQuery = "mnist",
     explain: ExplainQuery = False,
-) -> JSONResponse:
-    result = (await service.classify_files([upload], preprocess))[0]
+) -> dict[str, Any]:
+    upload = await single_upload(request, service)
+    result = (await service.classify_files([upload], preprocess, keep_pixels=explain))[0]
     prediction = to_prediction(result, preprocess, explain)
     request.state.log_fields = {"digit": prediction["digit"], "confidence": round(prediction["confidence"], 4)}
-    return JSONResponse(prediction)
+    return prediction
 
 
 @router.post(
@@ -133,18 +134,20 @@ async def predict(
         "the error names its index (from 0) and filename."
     ),
     response_model=BatchPrediction,
+    response_model_exclude_none=True,
     responses=error_responses(400, 413, 415, 422, 503),
     openapi_extra=BATCH_BODY,
 )
 async def predict_batch(
-    service: ServiceDep,
     request: Request,
-    uploads: Annotated[list[Upload], Depends(batch_uploads)],
+    service: ServiceDep,
+    settings: SettingsDep,
     preprocess: PreprocessQuery = "mnist",
     explain: ExplainQuery = False,
-) -> JSONResponse:
+) -> dict[str, Any]:
+    uploads = await batch_uploads(request, service, settings.max_batch_files)
     try:
-        results = await service.classify_files(uploads, preprocess)
+        results = await service.classify_files(uploads, preprocess, keep_pixels=explain)
     except ImageError as exc:  # the same error, naming the file
         raise type(exc)(f"File {exc.index} ({exc.filename!r}): {exc.detail}") from None
     predictions = [to_prediction(result, preprocess, explain) for result in results]
@@ -152,7 +155,7 @@ async def predict_batch(
         "digits": [p["digit"] for p in predictions],
         "confidences": [round(p["confidence"], 4) for p in predictions],
     }
-    return JSONResponse({"predictions": predictions})
+    return {"predictions": predictions}
 
 
 @router.get(
@@ -182,8 +185,7 @@ async def model_info(service: ServiceDep, settings: SettingsDep) -> ModelInfo:
 
 
 def to_prediction(result: Result, mode: Mode, explain: bool) -> dict[str, Any]:
-    """A `Prediction` as a plain dict: the routes answer JSON directly, without re-validating what they
-    built (tests check the answers against the schema)."""
+    """A `Prediction` as a plain dict, which FastAPI validates and serialises (in pydantic's core)."""
     row = result.probabilities
     digit = int(row.argmax())
     prediction = {
@@ -191,10 +193,10 @@ def to_prediction(result: Result, mode: Mode, explain: bool) -> dict[str, Any]:
         "confidence": float(row[digit]),
         "probabilities": row.tolist(),
         "preprocess": mode,
-        "notes": result.image.notes,
+        "notes": result.notes,
     }
-    if explain:
-        prediction["input_image"] = png_data_url(result.image.pixels)
+    if explain and result.pixels is not None:
+        prediction["input_image"] = png_data_url(result.pixels)
     return prediction
 
 
