@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -55,10 +55,10 @@ class Job:
     max_pixels: int
     keep_pixels: bool
     future: asyncio.Future[list[Result]]
+    big: bool = field(init=False)  # its files hold BIG_JOB_BYTES or more: a batch of its own
 
-    @property
-    def big(self) -> bool:
-        return sum(len(upload.data) for upload in self.uploads) >= BIG_JOB_BYTES
+    def __post_init__(self) -> None:
+        self.big = sum(len(upload.data) for upload in self.uploads) >= BIG_JOB_BYTES
 
 
 class Batcher:
@@ -70,6 +70,7 @@ class Batcher:
         self.max_wait_s = max_wait_s
         self.receiving = 0  # requests admitted but still reading their body: worth waiting for
         self._jobs: deque[Job] = deque()
+        self._queued = 0  # images in self._jobs
         self._idle: list[Engine] = []
         self._engines: list[Engine] = []
         self._running: set[asyncio.Task[None]] = set()
@@ -97,6 +98,7 @@ class Batcher:
             raise NotReady("The server is shutting down; retry shortly.")
         job = Job(uploads, mode, max_pixels, keep_pixels, asyncio.get_running_loop().create_future())
         self._jobs.append(job)
+        self._queued += len(uploads)
         self._dispatch()
         return await job.future
 
@@ -107,6 +109,7 @@ class Batcher:
             self._timer.cancel()
         while self._jobs:
             _settle(self._jobs.popleft(), error=NotReady("The server is shutting down; retry shortly."))
+        self._queued = 0
         for task in list(self._running):
             task.cancel()
         for engine in self._engines:
@@ -125,7 +128,7 @@ class Batcher:
         while self._jobs and self._idle and not self._closed:
             loop = asyncio.get_running_loop()
             wait = 0.0
-            heavy = self._jobs[0].big or self._size() >= self.max_batch_size
+            heavy = self._jobs[0].big or self._queued >= self.max_batch_size
             if self.max_wait_s > 0 and not timer and self.receiving > 0 and not heavy:
                 wait = self.max_wait_s  # a little time for the requests being received to join this batch
             elif self._busy and not heavy:
@@ -144,14 +147,12 @@ class Batcher:
             ):
                 total += len(self._jobs[0].uploads)
                 jobs.append(self._jobs.popleft())
+            self._queued -= total
             engine = self._idle.pop()
             self._busy[engine] = loop.time()
             task = loop.create_task(self._run(engine, jobs))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
-
-    def _size(self) -> int:
-        return sum(len(job.uploads) for job in self._jobs)
 
     async def _run(self, engine: Engine, jobs: list[Job]) -> None:
         tasks = [Task([u.data for u in job.uploads], job.mode, job.max_pixels, job.keep_pixels) for job in jobs]
