@@ -154,6 +154,16 @@ class Batcher:
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
+    async def _recycle(self, engine: Engine) -> None:
+        """Replace an engine's process, then give it work again (the others serve meanwhile)."""
+        try:
+            await engine.recycle()
+        finally:
+            del self._busy[engine]
+            if not self._closed:
+                self._idle.append(engine)
+                self._dispatch()
+
     async def _run(self, engine: Engine, jobs: list[Job]) -> None:
         tasks = [Task([u.data for u in job.uploads], job.mode, job.max_pixels, job.keep_pixels) for job in jobs]
         try:
@@ -163,9 +173,14 @@ class Batcher:
                 _settle(job, error=exc)
             return
         finally:
-            del self._busy[engine]
-            self._idle.append(engine)
-            self._dispatch()
+            if engine.retiring and not self._closed:
+                task = asyncio.get_running_loop().create_task(self._recycle(engine))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+            else:
+                del self._busy[engine]
+                self._idle.append(engine)
+                self._dispatch()
         if evaluation.batch_size and self.classifier.observer is not None:
             self.classifier.observer(evaluation.batch_size, evaluation.seconds, evaluation.probabilities)
         for job, outcome in zip(jobs, evaluation.outcomes, strict=True):

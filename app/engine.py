@@ -52,6 +52,10 @@ CHILD_ENV = {
     "MALLOC_TRIM_THRESHOLD_": str(64 * 1024 * 1024),
 }
 TRIM_ABOVE = 16 * 1024 * 1024  # an engine whose RSS is this far over its baseline after a batch trims its heap
+# ... and one still this far over it once trimmed asks to be replaced, as gunicorn's max_requests
+# recycles workers: what the allocator can't give back (fragmentation that trimming doesn't reach) goes
+# with the process. The batcher starts a new engine after that batch's answer is delivered.
+RECYCLE_ABOVE = 64 * 1024 * 1024
 
 
 @dataclass
@@ -90,6 +94,7 @@ class Evaluation:
     batch_size: int  # images in the model call (0: no call)
     seconds: float  # the model call's duration
     probabilities: np.ndarray  # (batch_size, 10): one array for the batch, one pickle to unpack
+    retire: bool = False  # the engine process asks to be replaced (RECYCLE_ABOVE)
 
 
 def evaluate(tasks: list[Task], layers: list[DenseLayer]) -> Evaluation:
@@ -183,7 +188,11 @@ def read_message(stream: BinaryIO) -> object:
 
 
 class Engine(Protocol):
+    retiring: bool
+
     async def evaluate(self, tasks: list[Task]) -> Evaluation: ...
+
+    async def recycle(self) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -192,12 +201,17 @@ class ThreadEngine:
     """The work in a thread of this process (MNIST_ENGINE_PROCESSES=0): simpler, but it holds the GIL
     the event loop needs, and a decoder crash would take the server down."""
 
+    retiring = False  # a thread is never replaced
+
     def __init__(self, layers: list[DenseLayer]) -> None:
         self.layers = layers
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="mnist-engine")
 
     async def evaluate(self, tasks: list[Task]) -> Evaluation:
         return await asyncio.get_running_loop().run_in_executor(self._executor, evaluate, tasks, self.layers)
+
+    async def recycle(self) -> None:
+        pass
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -215,6 +229,7 @@ class ChildEngine:
     def __init__(self, layers: list[DenseLayer], timeout_s: float = 30.0) -> None:
         self.layers = layers
         self.timeout_s = timeout_s
+        self.retiring = False  # the child asked to be replaced once its batch is answered
         self._child: asyncio.subprocess.Process | None = None
 
     @classmethod
@@ -283,7 +298,15 @@ class ChildEngine:
             evaluation = await self._ask(tasks)
         if not isinstance(evaluation, Evaluation):
             raise TypeError(f"the engine process answered a {type(evaluation).__name__}")
+        self.retiring |= evaluation.retire
         return evaluation
+
+    async def recycle(self) -> None:
+        """Replace the child process by a new one (it asked to be: RECYCLE_ABOVE)."""
+        log.info("recycling an engine process whose memory stays high after trimming")
+        self.retiring = False
+        await self.close()
+        await self._spawn()
 
     async def _ask(self, value: object) -> object:
         assert self._child is not None and self._child.stdin is not None and self._child.stdout is not None
@@ -324,9 +347,12 @@ def main() -> None:
         baseline = resident_bytes()
         while True:
             tasks = read_message(requests)
-            write_message(answers, evaluate(tasks, layers))  # type: ignore[arg-type]
+            evaluation = evaluate(tasks, layers)  # type: ignore[arg-type]
+            del tasks  # the uploads' bytes
             if resident_bytes() > baseline + TRIM_ABOVE:
-                trim_heap()  # after answering: the request doesn't wait for it
+                trim_heap()
+                evaluation.retire = resident_bytes() > baseline + RECYCLE_ABOVE
+            write_message(answers, evaluation)
     except EOFError:
         return
 

@@ -86,10 +86,17 @@ def test_probabilities_cross_the_pipe_exactly(
 
 
 class FakeEngine:
-    """Takes `seconds` per batch and records the batches it was given."""
+    """Takes `seconds` per batch and records the batches it was given (and its recycling)."""
+
+    retiring = False
 
     def __init__(self, seconds: float) -> None:
-        self.seconds, self.batches = seconds, []
+        self.seconds, self.batches, self.recycled = seconds, [], 0
+
+    async def recycle(self) -> None:
+        await asyncio.sleep(self.seconds)
+        self.retiring = False
+        self.recycled += 1
 
     async def evaluate(self, tasks: list[Task]) -> Evaluation:
         self.batches.append(len(tasks))
@@ -282,3 +289,27 @@ def test_no_upload_is_decoded_in_the_server_process(classifier: Classifier, monk
             assert response.status_code in (200, 422), response.text
         batch = client.post("/v1/predict/batch", files=[("files", ("a.png", SEVEN)), ("files", ("b.png", big))])
         assert batch.status_code in (200, 422), batch.text
+
+
+class RetiringEngine(FakeEngine):
+    """Asks to be replaced after its first batch (as an engine whose memory stays high does)."""
+
+    async def evaluate(self, tasks: list[Task]) -> Evaluation:
+        evaluation = await super().evaluate(tasks)
+        self.retiring = self.recycled == 0
+        return evaluation
+
+
+def test_an_engine_that_asks_to_be_replaced_is_recycled_between_batches(classifier: Classifier) -> None:
+    async def scenario() -> tuple[RetiringEngine, list[int]]:
+        batcher = Batcher(classifier)
+        engine = RetiringEngine(0.01)
+        batcher._engines, batcher._idle = [engine], [engine]
+        answered = []
+        for _ in range(3):  # one after another: the second waits for the recycling, and is answered
+            answered.append(len(await batcher.predict([Upload(b"a")], "mnist", 100)))
+        await batcher.close()
+        return engine, answered
+
+    engine, answered = asyncio.run(scenario())
+    assert engine.recycled == 1 and engine.batches == [1, 1, 1] and answered == [1, 1, 1]
