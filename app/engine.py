@@ -52,10 +52,11 @@ CHILD_ENV = {
     "MALLOC_TRIM_THRESHOLD_": str(64 * 1024 * 1024),
 }
 TRIM_ABOVE = 16 * 1024 * 1024  # an engine whose RSS is this far over its baseline after a batch trims its heap
-# ... and one still this far over it once trimmed asks to be replaced, as gunicorn's max_requests
+# ... and one that stays far over the level it has kept before asks to be replaced, as gunicorn's max_requests
 # recycles workers: what the allocator can't give back (fragmentation that trimming doesn't reach) goes
 # with the process. The batcher starts a new engine after that batch's answer is delivered.
-RECYCLE_ABOVE = 64 * 1024 * 1024
+RECYCLE_ABOVE = 256 * 1024 * 1024  # over the least RSS it has kept after trimming ...
+RECYCLE_AFTER = 8  # ... after this many trims in a row: a lasting rise, not one big batch still in flight
 
 
 @dataclass
@@ -345,13 +346,18 @@ def main() -> None:
         layers = read_message(requests)
         write_message(answers, "ready")
         baseline = resident_bytes()
+        floor: int | None = None  # the least RSS seen after trimming: this engine's warmed-up level
+        high = 0  # trims in a row that left the RSS over floor + RECYCLE_ABOVE
         while True:
             tasks = read_message(requests)
             evaluation = evaluate(tasks, layers)  # type: ignore[arg-type]
             del tasks  # the uploads' bytes
             if resident_bytes() > baseline + TRIM_ABOVE:
                 trim_heap()
-                evaluation.retire = resident_bytes() > baseline + RECYCLE_ABOVE
+                kept = resident_bytes()
+                floor = kept if floor is None else min(floor, kept)
+                high = high + 1 if kept > floor + RECYCLE_ABOVE else 0
+                evaluation.retire = high >= RECYCLE_AFTER
             write_message(answers, evaluation)
     except EOFError:
         return
