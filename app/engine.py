@@ -127,10 +127,19 @@ def _prepare(task: Task) -> list[Preprocessed] | Failed:
         try:
             images.append(preprocess(data, task.mode, task.max_pixels))
         except ImageError as exc:
-            return Failed(index, exc)
+            return Failed(index, detached(exc))
         except Exception as exc:  # a plain summary: it has to cross the pipe
             return Failed(index, RuntimeError(f"preprocessing failed: {type(exc).__name__}: {exc}"))
     return images
+
+
+def detached(error: ImageError) -> ImageError:
+    """The error without its traceback or the errors it was raised from: their frames hold the failed
+    decode's arrays (tens of MiB for a big photo) in a reference cycle with the handler's frame, which
+    only the garbage collector frees, and it runs on object counts, not bytes: the engine's memory
+    climbed by hundreds of MiB under hostile uploads before it did."""
+    error.__traceback__ = error.__cause__ = error.__context__ = None
+    return error
 
 
 def failed(outcome: Failed) -> Evaluation:

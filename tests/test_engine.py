@@ -4,6 +4,7 @@ failed request, nothing left running after shutdown."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import os
 import signal
@@ -19,7 +20,7 @@ from PIL import Image
 from app import batching
 from app.batching import Batcher, Upload
 from app.config import Settings
-from app.engine import ChildEngine, Done, Evaluation, Failed, Task
+from app.engine import ChildEngine, Done, Evaluation, Failed, Task, evaluate
 from app.errors import InvalidImage
 from app.inference import Classifier
 from app.main import create_app
@@ -313,3 +314,29 @@ def test_an_engine_that_asks_to_be_replaced_is_recycled_between_batches(classifi
 
     engine, answered = asyncio.run(scenario())
     assert engine.recycled == 1 and engine.batches == [1, 1, 1] and answered == [1, 1, 1]
+
+
+@pytest.mark.parametrize("kind", ["blank", "truncated", "bomb"])
+def test_a_refused_upload_leaves_nothing_for_the_garbage_collector(classifier: Classifier, kind: str) -> None:
+    """A refused upload's error crosses back without its traceback: the failed decode's frames, and the
+    arrays in them, are freed at once rather than kept in a reference cycle until the collector runs
+    (which under hostile uploads let an engine's memory climb by hundreds of MiB)."""
+    blank = encode(Image.new("L", (300, 300), 255), "PNG")
+    data = {
+        "blank": blank,
+        "truncated": encode(Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 300), np.uint8)), "PNG")[
+            :4000
+        ],
+        "bomb": encode(Image.new("L", (9000, 9000), 0), "PNG"),
+    }[kind]
+    task = Task([data], "mnist", max_pixels=1_000_000 if kind == "bomb" else 40_000_000)
+    evaluate([task], classifier.layers)  # warm: first calls import and cache lazily
+    gc.collect()
+    gc.disable()
+    try:
+        evaluation = evaluate([task], classifier.layers)
+        assert isinstance(evaluation.outcomes[0], Failed)
+        del evaluation
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
