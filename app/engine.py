@@ -21,12 +21,13 @@ import os
 import pickle
 import signal
 import struct
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 
 import numpy as np
 
@@ -227,6 +228,46 @@ class ThreadEngine:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+class Pipes(asyncio.SubprocessProtocol):
+    """The parent's end of a child's pipes (asyncio's protocol API: no stream reader between the pipe
+    and the frames). Answers are collected from the child's stdout; one is awaited at a time."""
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.buffer = bytearray()
+        self.answer: asyncio.Future[bytes] | None = None  # the pickle of the answer awaited
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= HEADER.size:
+            (size,) = HEADER.unpack_from(self.buffer)
+            if len(self.buffer) < HEADER.size + size:
+                return
+            message = bytes(memoryview(self.buffer)[HEADER.size : HEADER.size + size])
+            del self.buffer[: HEADER.size + size]
+            if self.answer is not None and not self.answer.done():
+                self.answer.set_result(message)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self._fail(EOFError("the engine process closed its output"))
+
+    def process_exited(self) -> None:
+        self._fail(EOFError("the engine process exited"))
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    def _fail(self, error: Exception) -> None:
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_exception(error)
+
+
+def _expire(answer: asyncio.Future[bytes], seconds: float) -> None:
+    if not answer.done():
+        answer.set_exception(TimeoutError(f"no answer within {seconds:g} s"))
+
+
 class ChildEngine:
     """A child process `python -m app.engine`, driven from the event loop through its pipes.
 
@@ -240,7 +281,8 @@ class ChildEngine:
         self.layers = layers
         self.timeout_s = timeout_s
         self.retiring = False  # the child asked to be replaced once its batch is answered
-        self._child: asyncio.subprocess.Process | None = None
+        self._child: asyncio.SubprocessTransport | None = None
+        self._pipes: Pipes | None = None
 
     @classmethod
     async def start(cls, layers: list[DenseLayer], timeout_s: float = 30.0) -> ChildEngine:
@@ -250,16 +292,17 @@ class ChildEngine:
 
     @property
     def pid(self) -> int | None:
-        return self._child.pid if self._child is not None else None
+        return self._child.get_pid() if self._child is not None else None
 
     async def _spawn(self) -> None:
         root = str(Path(__file__).resolve().parent.parent)  # where `app` is, whatever the working directory
         env = {**os.environ, **CHILD_ENV}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-        self._child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "app.engine", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env
-        )
-        await self._ask(self.layers)  # the child answers once it holds the weights
+        self._child, self._pipes = await asyncio.get_running_loop().subprocess_exec(
+            Pipes, sys.executable, "-m", "app.engine", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
+            env=env,
+        )  # fmt: skip
+        await self._ask(self.layers, self.timeout_s)  # the child answers once it holds the weights
 
     def timeout_for(self, tasks: list[Task]) -> float:
         """The time a batch may take: the engine timeout for one file, plus a share of it per further file."""
@@ -304,8 +347,7 @@ class ChildEngine:
         return join_files(parts)
 
     async def _evaluate(self, tasks: list[Task]) -> Evaluation:
-        async with asyncio.timeout(self.timeout_for(tasks)):
-            evaluation = await self._ask(tasks)
+        evaluation = await self._ask(tasks, self.timeout_for(tasks))
         if not isinstance(evaluation, Evaluation):
             raise TypeError(f"the engine process answered a {type(evaluation).__name__}")
         self.retiring |= evaluation.retire
@@ -318,32 +360,48 @@ class ChildEngine:
         await self.close()
         await self._spawn()
 
-    async def _ask(self, value: object) -> object:
-        assert self._child is not None and self._child.stdin is not None and self._child.stdout is not None
-        self._child.stdin.writelines(frame(value))
-        await self._child.stdin.drain()
-        (size,) = HEADER.unpack(await self._child.stdout.readexactly(HEADER.size))
-        return pickle.loads(await self._child.stdout.readexactly(size))
+    async def _ask(self, value: object, timeout_s: float) -> object:
+        """Send one message and await the child's answer, for at most `timeout_s` (one timer, not a
+        timeout scope: this is every request's path)."""
+        if self._child is None or self._pipes is None or self._pipes.exited.done():
+            raise EOFError("the engine process is not running")
+        loop = asyncio.get_running_loop()
+        answer = self._pipes.answer = loop.create_future()
+        stdin = cast(asyncio.WriteTransport, self._child.get_pipe_transport(0))
+        stdin.writelines(frame(value))  # buffered by the transport while the child reads
+        timer = loop.call_later(timeout_s, _expire, answer, timeout_s)
+        try:
+            data = await answer
+        finally:
+            timer.cancel()
+            self._pipes.answer = None
+        return pickle.loads(data)
+
+    async def kill(self) -> None:
+        """Kill the child and wait until it is gone."""
+        if self._child is not None and self._pipes is not None and not self._pipes.exited.done():
+            self._child.kill()
+            await self._pipes.exited
 
     async def _restart(self) -> None:
         """Kill the child (it failed, or hangs) and start another."""
-        if self._child is not None and self._child.returncode is None:
-            self._child.kill()
+        await self.kill()
         await self.close()
         await self._spawn()
 
     async def close(self) -> None:
         """Close its input (the child exits at end of input) and reap it."""
-        child, self._child = self._child, None
-        if child is None:
+        child, pipes, self._child, self._pipes = self._child, self._pipes, None, None
+        if child is None or pipes is None:
             return
-        if child.stdin is not None:
-            child.stdin.close()
+        if (stdin := child.get_pipe_transport(0)) is not None:
+            stdin.close()
         try:
-            await asyncio.wait_for(child.wait(), 5)
+            await asyncio.wait_for(asyncio.shield(pipes.exited), 5)
         except TimeoutError:
             child.kill()
-            await child.wait()
+            await pipes.exited
+        child.close()
 
 
 def main() -> None:
@@ -354,6 +412,7 @@ def main() -> None:
     try:
         layers = read_message(requests)
         write_message(answers, "ready")
+        resident_bytes = Resident()
         baseline = resident_bytes()
         floor: int | None = None  # the least RSS seen after trimming: this engine's warmed-up level
         high = 0  # trims in a row that left the RSS over floor + RECYCLE_ABOVE
@@ -372,13 +431,21 @@ def main() -> None:
         return
 
 
-def resident_bytes() -> int:
-    """This process's resident memory (Linux; 0 elsewhere)."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
+class Resident:
+    """This process's resident memory in bytes, from /proc/self/statm through one open descriptor: read
+    after every batch, so a pread rather than an open and a close (Linux; 0 elsewhere)."""
+
+    def __init__(self) -> None:
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        try:
+            self.fd: int | None = os.open("/proc/self/statm", os.O_RDONLY)
+        except OSError:
+            self.fd = None
+
+    def __call__(self) -> int:
+        if self.fd is None:
+            return 0
+        return int(os.pread(self.fd, 128, 0).split()[1]) * self.page
 
 
 def trim_heap() -> None:

@@ -14,7 +14,7 @@ import struct
 import warnings
 import zlib
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -188,10 +188,13 @@ def as_mnist_digit(image: Image.Image) -> np.ndarray | None:
     """
     if image.size != (SIDE, SIDE) or image.mode != "L" or image.getexif().get(0x0112, 1) != 1:
         return None
-    pixels = np.asarray(image)
-    rows, cols = np.flatnonzero(pixels.any(axis=1)), np.flatnonzero(pixels.any(axis=0))
-    if not rows.size or max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 != BOX or pixels.max() < 0.97 * 255:
+    box = image.getbbox()  # of the non-zero pixels; Pillow's C code, as are the extrema
+    if box is None or max(box[2] - box[0], box[3] - box[1]) != BOX:
         return None
+    _, high = cast(tuple[int, int], image.getextrema())  # mode L: one band's (min, max)
+    if high < 0.97 * 255:
+        return None
+    pixels = np.asarray(image)
     cy, cx = centre_of_mass(pixels.astype(np.float32))
     return pixels if abs(cy - CENTRE) <= 0.5 and abs(cx - CENTRE) <= 0.5 else None
 

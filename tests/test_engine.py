@@ -28,7 +28,7 @@ from tests.conftest import SEVEN, encode
 
 
 def child_pids(client: TestClient) -> list[int]:
-    return [engine._child.pid for engine in client.app.state.service.batcher._engines]  # type: ignore[attr-defined]
+    return [engine.pid for engine in client.app.state.service.batcher._engines]  # type: ignore[attr-defined]
 
 
 def alive(pid: int) -> bool:
@@ -59,7 +59,7 @@ def test_child_processes_answer_as_the_thread_does(classifier: Classifier, clien
 
 def test_a_killed_child_is_replaced_and_no_request_fails(client: TestClient) -> None:
     batcher = client.app.state.service.batcher  # type: ignore[attr-defined]
-    victim = batcher._idle[-1]._child.pid  # the engine the next request goes to
+    victim = batcher._idle[-1].pid  # the engine the next request goes to
     os.kill(victim, signal.SIGKILL)
     time.sleep(0.2)
     for _ in range(3):
@@ -138,28 +138,23 @@ class CrashOnMarker(ChildEngine):
 
     async def _evaluate(self, tasks: list[Task]) -> Evaluation:
         if any(source == b"CRASH" for task in tasks for source in task.files):
-            assert self._child is not None
-            self._child.kill()
-            await self._child.wait()
+            await self.kill()
         return await super()._evaluate(tasks)
 
 
 def test_an_upload_that_kills_the_engine_is_refused_and_the_rest_answered(classifier: Classifier) -> None:
     async def scenario() -> tuple[Evaluation, int, bool]:
         engine = await CrashOnMarker.start(classifier.layers)
-        assert engine._child is not None
-        before = engine._child.pid
+        before = engine.pid
         tasks = [
             Task([SEVEN], "mnist", 10**6),
             Task([SEVEN, b"CRASH", SEVEN], "mnist", 10**6),
             Task([SEVEN], "mnist", 10**6),
         ]
         evaluation = await engine.evaluate(tasks)
-        assert engine._child is not None
-        assert engine._child.pid != before and isinstance(
-            await engine.evaluate([Task([SEVEN], "mnist", 10**6)]), Evaluation
-        )
-        serving = alive(engine._child.pid)
+        assert engine.pid != before and isinstance(await engine.evaluate([Task([SEVEN], "mnist", 10**6)]), Evaluation)
+        assert engine.pid is not None
+        serving = alive(engine.pid)
         await engine.close()
         return evaluation, before, serving
 
@@ -192,21 +187,18 @@ class HangOnMarker(ChildEngine):
 
     async def _evaluate(self, tasks: list[Task]) -> Evaluation:
         if any(source == b"HANG" for task in tasks for source in task.files):
-            assert self._child is not None
-            os.kill(self._child.pid, signal.SIGSTOP)
+            assert self.pid is not None
+            os.kill(self.pid, signal.SIGSTOP)
         return await super()._evaluate(tasks)
 
 
 def test_an_upload_that_stalls_the_engine_is_refused_after_the_timeout(classifier: Classifier) -> None:
     async def scenario() -> tuple[Evaluation, int, bool]:
         engine = await HangOnMarker.start(classifier.layers, timeout_s=0.5)
-        assert engine._child is not None
-        before = engine._child.pid
+        before = engine.pid
         evaluation = await engine.evaluate([Task([SEVEN], "mnist", 10**6), Task([b"HANG"], "mnist", 10**6)])
-        assert engine._child is not None
-        serving = alive(engine._child.pid) and isinstance(
-            await engine.evaluate([Task([SEVEN], "mnist", 10**6)]), Evaluation
-        )
+        assert engine.pid is not None
+        serving = alive(engine.pid) and isinstance(await engine.evaluate([Task([SEVEN], "mnist", 10**6)]), Evaluation)
         await engine.close()
         return evaluation, before, serving
 
@@ -225,9 +217,7 @@ class CrashOnCompany(ChildEngine):
 
     async def _evaluate(self, tasks: list[Task]) -> Evaluation:
         if sum(len(task.files) for task in tasks) > 1:
-            assert self._child is not None
-            self._child.kill()
-            await self._child.wait()
+            await self.kill()
         return await super()._evaluate(tasks)
 
 

@@ -15,7 +15,7 @@ from app.batching import Upload
 from app.errors import ImageError, UnsupportedMediaType
 from app.multipart import read_files
 from app.preprocessing import FORMAT_NAMES, Mode
-from app.routes.deps import ServiceDep, SettingsDep
+from app.routes.deps import ServiceDep, SettingsDep, current_service
 from app.routes.openapi import error_responses
 from app.schemas import BatchPrediction, ModelInfo, Prediction
 from app.service import Result, Service
@@ -114,10 +114,10 @@ BATCH_BODY: dict[str, Any] = {
 )
 async def predict(
     request: Request,
-    service: ServiceDep,
     preprocess: PreprocessQuery = "mnist",
     explain: ExplainQuery = False,
 ) -> dict[str, Any]:
+    service = current_service(request)  # not ServiceDep: see current_service
     upload = await single_upload(request, service)
     result = (await service.classify_files([upload], preprocess, keep_pixels=explain))[0]
     prediction = to_prediction(result, preprocess, explain)
