@@ -46,6 +46,7 @@ class Result:
     probabilities: np.ndarray  # (10,) float32
     notes: list[str]
     pixels: np.ndarray | None = None  # (28, 28) uint8, white digit on black
+    version: str = ""  # of the model that made it
 
 
 @dataclass
@@ -88,6 +89,11 @@ class Batcher:
     @property
     def engines(self) -> list[Engine]:
         return list(self._engines)
+
+    @property
+    def busy(self) -> bool:
+        """Requests are queued or being evaluated (a retired version drains until this is False)."""
+        return bool(self._jobs or self._busy)
 
     async def predict(
         self, uploads: list[Upload], mode: Mode, max_pixels: int, keep_pixels: bool = False
@@ -185,11 +191,11 @@ class Batcher:
             self.classifier.observer(evaluation.batch_size, evaluation.seconds, evaluation.probabilities)
         for job, outcome in zip(jobs, evaluation.outcomes, strict=True):
             if isinstance(outcome, Done):
-                rows, pixels = outcome.rows(evaluation), outcome.pixels
+                rows, pixels, version = outcome.rows(evaluation), outcome.pixels, self.classifier.version
                 _settle(
                     job,
                     result=[
-                        Result(rows[i], notes, None if pixels is None else pixels[i])
+                        Result(rows[i], notes, None if pixels is None else pixels[i], version)
                         for i, notes in enumerate(outcome.notes)
                     ],
                 )

@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     engine_timeout_s: float = Field(
         30.0, gt=0, description="a batch an engine process takes longer on is retried file by file in a new one"
     )
+    model_poll_s: float = Field(
+        10.0, ge=0, description="how often the model files are checked for a new model to load (0: never; SIGHUP and "
+        "POST /v2/repository/models/mnist-mlp/load still reload)",
+    )  # fmt: skip
+    gate_min_accuracy: float | None = Field(
+        None, ge=0, le=1,
+        description="a new model is served only if it scores at least this on the built-in gate sample (1,000 MNIST "
+        "test digits); unset: 0.005 under what the serving model scores there",
+    )  # fmt: skip
     check_with_keras: bool = Field(
         False, description="also load the model with Keras at start-up and refuse to serve if it answers differently"
     )

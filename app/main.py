@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
+from app import gate
 from app.config import Settings
 from app.handlers import install_error_handlers
 from app.inference import Classifier, ModelLoadError
@@ -22,7 +23,9 @@ from app.middleware.limits import BodyLimitMiddleware, ConcurrencyLimitMiddlewar
 from app.middleware.observability import RequestContextMiddleware
 from app.middleware.security import ApiKeyMiddleware, load_api_keys
 from app.policy import body_cap
+from app.reload import Reloader
 from app.routes import demo, health, v1
+from app.routes.v2 import repository
 from app.routes.v2 import routes as v2
 from app.service import Service
 
@@ -48,11 +51,12 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
                 loaded = await run_in_threadpool(
                     Classifier.load, settings.model_path, settings.verify_model_sha256, settings.check_with_keras
                 )
+            gate.check(loaded, settings.gate_min_accuracy, serving=None)  # the absolute bar, when one is set
         except ModelLoadError as exc:
             log.critical("cannot start: %s", exc)
             raise
         loaded.observer = observe_inference
-        set_model_info(loaded.metadata.get("name", "mnist-mlp"), loaded.version, loaded.sha256)
+        set_model_info(loaded)
         log.info(
             "serving model",
             extra={"fields": {"model": str(loaded.path), "sha256": loaded.sha256, "version": loaded.version,
@@ -64,9 +68,12 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         # collection would walk, stalling the requests in flight.)
         gc.collect()
         gc.freeze()
-        app.state.service = service  # from here on /readyz answers 200
+        reloader = Reloader(service, settings)
+        reloader.start()
+        app.state.service, app.state.reloader = service, reloader  # from here on /readyz answers 200
         yield
         app.state.service = None
+        await reloader.stop()
         await service.close()
 
     app = FastAPIOffline(
@@ -77,7 +84,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         static_url="/docs-assets",  # Swagger UI's and ReDoc's assets, served by the app: no CDN
     )
     app.state.settings = settings
-    app.state.service = None
+    app.state.service = app.state.reloader = None
     install_error_handlers(app)
     # add_middleware wraps: the last added is the outermost. Outer to inner: request IDs, metrics and
     # logs (they see every answer), CORS (preflights answered before auth), in-flight cap, API keys, body cap.
@@ -101,6 +108,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     app.include_router(v1.router)
     app.include_router(health.router)
     app.include_router(v2.router)
+    app.include_router(repository.router)
     demo.install_demo(app)
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 from prometheus_client import (
@@ -17,6 +18,11 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.responses import Response
+
+from app.contract import MODEL_NAME
+
+if TYPE_CHECKING:
+    from app.inference import Classifier
 
 disable_created_metrics()  # the *_created series only add noise to every counter and histogram
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -45,8 +51,18 @@ def observe_inference(batch_size: int, seconds: float, probabilities: np.ndarray
         PREDICTED[digit].inc()
 
 
-def set_model_info(name: str, version: str, sha256: str) -> None:
-    MODEL_INFO.labels(name, version, sha256).set(1)
+MODEL_RELOADS = Counter(
+    "mnist_model_reloads_total", "New models found: loaded, refused by the gate, or failed to load", ["result"]
+)
+for _result in ("loaded", "refused", "failed"):
+    MODEL_RELOADS.labels(_result)  # every series from the start, at 0
+
+
+def set_model_info(classifier: Classifier, previous: Classifier | None = None) -> None:
+    """`mnist_model_info` at 1 for the served model (and at 0 for the one it replaced)."""
+    if previous is not None:
+        MODEL_INFO.labels(previous.metadata.get("name", MODEL_NAME), previous.version, previous.sha256).set(0)
+    MODEL_INFO.labels(classifier.metadata.get("name", MODEL_NAME), classifier.version, classifier.sha256).set(1)
 
 
 def metrics_response(request: Request) -> Response:

@@ -32,6 +32,7 @@ TABLE: list[tuple[re.Pattern[str], RoutePolicy]] = [
     (re.compile(r"/v1/.*"), RoutePolicy(inference=True)),
     (re.compile(r"/v2/models/[^/]+(/versions/[^/]+)?/infer"), RoutePolicy(batch=True, inference=True, shape="v2")),
     (re.compile(r"/v2/models/.*"), RoutePolicy(inference=True, shape="v2")),
+    (re.compile(r"/v2/repository/.*"), RoutePolicy(inference=True, shape="v2")),  # loading models: keys guard it
     (re.compile(r"/v2(/.*)?"), RoutePolicy(shape="v2")),
 ]
 DEFAULT = RoutePolicy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -33,6 +34,7 @@ class Prediction(BaseModel):
                     "probabilities": EXAMPLE_PROBABILITIES,
                     "preprocess": "mnist",
                     "notes": ["inverted dark-on-light"],
+                    "model_version": "3f2a9c1b7d04",
                 }
             ]
         }
@@ -54,18 +56,24 @@ class Prediction(BaseModel):
         description="with `explain=true`: the 28x28 image the model saw, white digit on black, as a "
         "data:image/png;base64 URL",
     )
+    model_version: str = Field(
+        description="the model version that answered: the first 12 hex digits of its file's sha256 (as /v2 names it)"
+    )
 
 
 class BatchPrediction(BaseModel):
     """One prediction per uploaded file, in upload order."""
 
     predictions: list[Prediction]
+    model_version: str = Field(description="the model version that answered every file of the batch")
 
 
 class ModelInfo(BaseModel):
     """The loaded model's metadata and how to call it."""
 
     name: str = Field(examples=["mnist-mlp"])
+    version: str = Field(description="the served version: the first 12 hex digits of `sha256`")
+    loaded_at: datetime = Field(description="when the served version was loaded (start-up or hot reload)")
     sha256: str = Field(description="sha256 of the served .keras file")
     input: dict[str, Any] = Field(description="the model's input contract")
     output: dict[str, Any] = Field(description="the model's output contract")

@@ -1,11 +1,22 @@
 """Uploads -> predictions: the one service behind /v1 and /v2 (no HTTP in it).
 
-`Service` owns the loaded classifier and the batcher that feeds the engine processes. Encoded files
-go through the batcher, so every one of them is decoded in an engine; MNIST-form pixel rows (/v2's
-`pixels`) need no decoding and are evaluated in a worker thread.
+`Service` owns the served model version: a `Deployment`, the loaded classifier with the batcher and
+engine processes that serve it. Encoded files go through the batcher, so every one of them is decoded
+in an engine; MNIST-form pixel rows (/v2's `pixels`) need no decoding and are evaluated in a worker
+thread. Every answer says which version made it.
+
+A new version is swapped in whole (`swap`): its engines are started with its weights first, then new
+requests go to it, while those already queued on the old version finish there; the old engines are
+stopped once drained. A batch is evaluated by one version, never a mix. Which file to load and
+whether it may be served is app/reload.py's and app/gate.py's.
 """
 
 from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -15,7 +26,36 @@ from app.config import Settings
 from app.inference import Classifier
 from app.preprocessing import Mode
 
-__all__ = ["Result", "Service", "Upload"]
+__all__ = ["Deployment", "Result", "Service", "Upload"]
+log = logging.getLogger("app")
+DRAIN_POLL_S = 0.02  # how often a retired version is checked for work still in flight
+
+
+@dataclass
+class Deployment:
+    """One model version being served: its classifier and the batcher (and engines) in front of it."""
+
+    classifier: Classifier
+    batcher: Batcher
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @classmethod
+    async def start(cls, classifier: Classifier, settings: Settings) -> Deployment:
+        """Start the engines for `classifier`, as `settings` say; they hold its weights once this returns."""
+        batcher = Batcher(classifier, settings.batch_max_size, settings.batch_max_wait_ms / 1000)
+        await batcher.start(settings.engine_processes, settings.engine_timeout_s)
+        return cls(classifier, batcher)
+
+    @property
+    def version(self) -> str:
+        return self.classifier.version
+
+    async def drain_and_close(self, timeout_s: float) -> None:
+        """Wait for the requests already queued on this version (at most `timeout_s`), then stop its engines."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self.batcher.busy and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(DRAIN_POLL_S)
+        await self.batcher.close()
 
 
 class Receiving:
@@ -32,37 +72,64 @@ class Receiving:
 
 
 class Service:
-    """The served model and the batcher in front of it."""
+    """The served model version, swappable while serving."""
 
-    def __init__(self, classifier: Classifier, batcher: Batcher, max_pixels: int) -> None:
-        self.classifier = classifier
-        self.batcher = batcher
-        self.max_pixels = max_pixels
+    def __init__(self, deployment: Deployment, settings: Settings) -> None:
+        self.current = deployment
+        self.settings = settings
+        self.max_pixels = settings.max_pixels
+        self._retiring: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def start(cls, classifier: Classifier, settings: Settings) -> Service:
-        """Start the engines for `classifier`, as `settings` say."""
-        batcher = Batcher(classifier, settings.batch_max_size, settings.batch_max_wait_ms / 1000)
-        await batcher.start(settings.engine_processes, settings.engine_timeout_s)
-        return cls(classifier, batcher, settings.max_pixels)
+        """Serve `classifier`, with engines as `settings` say."""
+        return cls(await Deployment.start(classifier, settings), settings)
 
     async def close(self) -> None:
-        await self.batcher.close()
+        for task in list(self._retiring):
+            task.cancel()
+        await self.current.batcher.close()
+
+    @property
+    def classifier(self) -> Classifier:
+        return self.current.classifier
+
+    @property
+    def batcher(self) -> Batcher:
+        return self.current.batcher
 
     @property
     def version(self) -> str:
-        return self.classifier.version
+        return self.current.version
+
+    async def swap(self, classifier: Classifier) -> Deployment:
+        """Serve `classifier` from now on: its engines are started first, the old version drains in
+        the background. Returns the new deployment."""
+        new = await Deployment.start(classifier, self.settings)
+        old, self.current = self.current, new
+        drain = asyncio.get_running_loop().create_task(old.drain_and_close(self.drain_timeout_s))
+        self._retiring.add(drain)
+        drain.add_done_callback(self._retiring.discard)
+        log.info("now serving model %s (was %s)", new.version, old.version)
+        return new
+
+    @property
+    def drain_timeout_s(self) -> float:
+        """Time for the batches of a retired version to finish: a full batch's engine timeout and retries."""
+        return self.settings.engine_timeout_s * 4
 
     def receiving(self) -> Receiving:
         """`with service.receiving():` marks a request whose body is still arriving: the batcher may
         wait for it (MNIST_BATCH_MAX_WAIT_MS)."""
-        return Receiving(self.batcher)
+        return Receiving(self.current.batcher)
 
     async def classify_files(self, uploads: list[Upload], mode: Mode, keep_pixels: bool = False) -> list[Result]:
         """Decode, preprocess and classify encoded image files, in an engine; raises the ImageError of
-        the first bad file, with its `index` and `filename` set. `keep_pixels`: also the 28x28 images."""
-        return await self.batcher.predict(uploads, mode, self.max_pixels, keep_pixels)
+        the first bad file, with its `index` and `filename` set. `keep_pixels`: also the 28x28 images.
+        Each Result names the version that made it."""
+        return await self.current.batcher.predict(uploads, mode, self.max_pixels, keep_pixels)
 
-    async def classify_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """(N, 784) float32 in [0, 1] -> (N, 10) probabilities."""
-        return await run_in_threadpool(self.classifier.predict_proba, pixels)
+    async def classify_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, str]:
+        """(N, 784) float32 in [0, 1] -> (N, 10) probabilities, and the version that computed them."""
+        classifier = self.current.classifier
+        return await run_in_threadpool(classifier.predict_proba, pixels), classifier.version

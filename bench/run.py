@@ -48,7 +48,7 @@ def free_port() -> int:
 
 def digit_png(index: int = 0) -> bytes:
     """A 28x28 PNG of an MNIST test digit (the committed sample)."""
-    with np.load(ROOT / "tests" / "data" / "mnist-sample.npz") as data:
+    with np.load(ROOT / "app" / "data" / "mnist-sample.npz") as data:
         pixels = data["x"][index]
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
@@ -58,7 +58,7 @@ def digit_png(index: int = 0) -> bytes:
 def canvas_png(index: int = 0) -> bytes:
     """The same digit as a 280x280 canvas drawing: black ink on a transparent background. Not in MNIST's
     form, so it takes every preprocessing step (a 28x28 MNIST digit is recognised as one and used as is)."""
-    with np.load(ROOT / "tests" / "data" / "mnist-sample.npz") as data:
+    with np.load(ROOT / "app" / "data" / "mnist-sample.npz") as data:
         pixels = data["x"][index]
     alpha = Image.fromarray(pixels).resize((280, 280), Image.Resampling.LANCZOS)
     drawing = Image.new("RGBA", (280, 280), (0, 0, 0, 0))

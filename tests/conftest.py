@@ -28,7 +28,7 @@ from app.inference import Classifier
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 MODEL = ROOT / "models" / "mnist-mlp.keras"  # the committed model
-SAMPLE = DATA / "mnist-sample.npz"  # the first 1,000 MNIST test digits: x (1000, 28, 28) uint8, y (1000,)
+SAMPLE = ROOT / "app" / "data" / "mnist-sample.npz"  # the first 1,000 MNIST test digits: x (1000, 28, 28) uint8, y (1000,)
 SEVEN_PNG = DATA / "seven.png"  # a hand-drawn 7
 SEVEN = SEVEN_PNG.read_bytes()
 

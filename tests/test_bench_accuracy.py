@@ -20,7 +20,7 @@ def test_prints_each_kind_against_raw_and_caches(
     argv = ["--n", "40", "--kind", "bmp", "--kind", "canvas_black", "--workers", "1"]
     assert uploads_accuracy.main(argv) == 0
     first = capsys.readouterr().out
-    assert "digits: 40 from tests/data/mnist-sample.npz" in first
+    assert "digits: 40 from app/data/mnist-sample.npz" in first
     assert re.search(r"raw 28x28 arrays: \d+\.\d\d%", first)
     for kind in ("bmp", "canvas_black"):
         assert re.search(rf"^{kind} +\d+\.\d\d% +-?\d+\.\d\dp  (yes|NO)$", first, re.MULTILINE)

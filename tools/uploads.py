@@ -21,7 +21,7 @@ from PIL import Image, ImageFilter, ImageOps
 
 UploadMaker = Callable[[np.ndarray, np.random.Generator], bytes]
 
-SAMPLE = Path(__file__).resolve().parent.parent / "tests" / "data" / "mnist-sample.npz"
+SAMPLE = Path(__file__).resolve().parent.parent / "app" / "data" / "mnist-sample.npz"
 ORIENTATION = 0x0112  # the EXIF Orientation tag
 # Pixel data stored for each EXIF orientation, so that a viewer applying the tag shows it upright.
 STORED_FOR = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}

@@ -155,7 +155,7 @@ async def predict_batch(
         "digits": [p["digit"] for p in predictions],
         "confidences": [round(p["confidence"], 4) for p in predictions],
     }
-    return {"predictions": predictions}
+    return {"predictions": predictions, "model_version": results[0].version}
 
 
 @router.get(
@@ -166,10 +166,13 @@ async def predict_batch(
     responses=error_responses(503),
 )
 async def model_info(service: ServiceDep, settings: SettingsDep) -> ModelInfo:
-    classifier = service.classifier
+    deployment = service.current
+    classifier = deployment.classifier
     metadata = {k: v for k, v in classifier.metadata.items() if k != "history"}
     return ModelInfo(
         name=metadata.get("name", "mnist-mlp"),
+        version=classifier.version,
+        loaded_at=deployment.loaded_at,
         sha256=classifier.sha256,
         input=metadata.get("input", {}),
         output=metadata.get("output", {}),
@@ -194,6 +197,7 @@ def to_prediction(result: Result, mode: Mode, explain: bool) -> dict[str, Any]:
         "probabilities": row.tolist(),
         "preprocess": mode,
         "notes": result.notes,
+        "model_version": result.version,
     }
     if explain and result.pixels is not None:
         prediction["input_image"] = png_data_url(result.pixels)

@@ -8,7 +8,8 @@ integer of 400 digits) are refused, and anything nested too deep is not valid JS
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
@@ -105,6 +106,7 @@ class MetadataModel(BaseModel):
     platform: str
     inputs: list[MetadataTensor]
     outputs: list[MetadataTensor]
+    loaded_at: datetime | None = Field(None, description="when the served version was loaded (an extension)")
 
 
 class MetadataServer(BaseModel):
@@ -116,6 +118,28 @@ class MetadataServer(BaseModel):
 class ModelReady(BaseModel):
     name: str
     ready: bool
+
+
+class RepositoryIndexRequest(BaseModel):
+    """Triton's repository index request: `ready` true lists only the models ready to serve."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    ready: bool = False
+
+
+class RepositoryModel(BaseModel):
+    """One model version in the repository index, as Triton lists it."""
+
+    name: str = Field(examples=[MODEL_NAME])
+    version: str = Field(examples=["3f2a9c1b7d04"])
+    state: Literal["READY", "LOADING", "UNAVAILABLE"]
+    reason: str = Field("", description="why a version is UNAVAILABLE (a refused candidate)")
+
+
+class RepositoryLoadRequest(BaseModel):
+    """Triton's load request. The model is always loaded from MNIST_MODEL_PATH: no `parameters` are taken."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class V2Error(BaseModel):
