@@ -28,7 +28,9 @@ from app.inference import Classifier
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 MODEL = ROOT / "models" / "mnist-mlp.keras"  # the committed model
-SAMPLE = ROOT / "app" / "data" / "mnist-sample.npz"  # the first 1,000 MNIST test digits: x (1000, 28, 28) uint8, y (1000,)
+SAMPLE = (
+    ROOT / "app" / "data" / "mnist-sample.npz"
+)  # the first 1,000 MNIST test digits: x (1000, 28, 28) uint8, y (1000,)
 SEVEN_PNG = DATA / "seven.png"  # a hand-drawn 7
 SEVEN = SEVEN_PNG.read_bytes()
 
@@ -73,13 +75,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class ServerURL(str):
+    """A running server's base URL, which also knows the server's process ID."""
+
+    pid: int
+
+
 @contextmanager
-def running_server(env: dict[str, str] | None = None, ready_timeout: float = 90.0) -> Iterator[str]:
-    """`python -m app` on 127.0.0.1:<free port>; yields its base URL once /readyz answers 200."""
+def running_server(env: dict[str, str] | None = None, ready_timeout: float = 90.0) -> Iterator[ServerURL]:
+    """`python -m app` on 127.0.0.1:<free port>; yields its base URL (with `.pid`) once /readyz answers 200."""
     port = free_port()
     environment = {**os.environ, "PORT": str(port), "MNIST_LOG_LEVEL": "warning", **(env or {})}
     process = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=environment, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    url = ServerURL(f"http://127.0.0.1:{port}")
+    url.pid = process.pid
     try:
         deadline = time.monotonic() + ready_timeout
         while True:
