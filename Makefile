@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 PRESET ?= default
 TRAIN_ARGS ?=
 
-.PHONY: venv serve test browser-test train evaluate accuracy lint format bench soak decode-cpu docker-smoke clean
+.PHONY: venv serve test browser-test train evaluate accuracy lint format bench soak chaos decode-cpu docker-smoke clean
 
 venv: $(VENV)/.installed-dev
 
@@ -41,6 +41,9 @@ bench: venv  ## the service vs the HTTP floor and the tutorial code: req/s, p50/
 
 soak: venv  ## SOAK_SECONDS (600) at 16 clients of valid and hostile uploads (127.0.0.1): 5xx, failures, RSS per process, curve in artifacts/soak/
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+chaos: venv  ## CHAOS_SECONDS (60) of valid uploads at 16 clients while engines are killed and frozen, then with 2 workers and one killed
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 decode-cpu: venv  ## fifty 4 MiB noise PNGs: the CPU time of the server process against its engines'
 	$(BIN)/python -m bench.decode_cpu

@@ -274,7 +274,8 @@ class ChildEngine:
     A batch whose child dies (a decoder crash), answers garbage, or takes longer than its timeout (a
     decoder hang) costs the child: a new one is started and the batch retried request by request, then
     the failing request file by file. The file that fails alone is refused as corrupt (400); every
-    result obtained on the way is kept, so the other requests and files are answered.
+    result obtained on the way is kept, so the other requests and files are answered. A child that
+    dies while idle (killed from outside, the OOM killer) is replaced at once, not at its next batch.
     """
 
     def __init__(self, layers: list[DenseLayer], timeout_s: float = 30.0) -> None:
@@ -283,6 +284,9 @@ class ChildEngine:
         self.retiring = False  # the child asked to be replaced once its batch is answered
         self._child: asyncio.SubprocessTransport | None = None
         self._pipes: Pipes | None = None
+        self._lock = asyncio.Lock()  # one batch, recycle or revival at a time
+        self._closing = False
+        self._revivals: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def start(cls, layers: list[DenseLayer], timeout_s: float = 30.0) -> ChildEngine:
@@ -302,7 +306,27 @@ class ChildEngine:
             Pipes, sys.executable, "-m", "app.engine", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
             env=env,
         )  # fmt: skip
+        pipes = self._pipes
+        pipes.exited.add_done_callback(lambda _: self._on_exit(pipes))
         await self._ask(self.layers, self.timeout_s)  # the child answers once it holds the weights
+
+    def _on_exit(self, pipes: Pipes) -> None:
+        """The child exited: if it was not replaced or closed on purpose, replace it now."""
+        if self._closing or self._pipes is not pipes:
+            return
+        revival = asyncio.get_running_loop().create_task(self._revive(pipes))
+        self._revivals.add(revival)
+        revival.add_done_callback(self._revivals.discard)
+
+    async def _revive(self, pipes: Pipes) -> None:
+        async with self._lock:  # a batch in progress finds the death itself, and restarts the child
+            if self._closing or self._pipes is not pipes:
+                return
+            log.error("an idle engine process exited (%s); starting another", self._child and self._child.get_returncode())
+            try:
+                await self._restart()
+            except Exception:  # its next batch tries again
+                log.exception("restarting the engine process failed")
 
     def timeout_for(self, tasks: list[Task]) -> float:
         """The time a batch may take: the engine timeout for one file, plus a share of it per further file."""
@@ -310,6 +334,10 @@ class ChildEngine:
         return self.timeout_s * (1 + TIMEOUT_PER_FILE * max(files - 1, 0))
 
     async def evaluate(self, tasks: list[Task]) -> Evaluation:
+        async with self._lock:
+            return await self._evaluate_or_retry(tasks)
+
+    async def _evaluate_or_retry(self, tasks: list[Task]) -> Evaluation:
         try:
             return await self._evaluate(tasks)
         except Exception as exc:  # a dead child (EOF), a broken pipe, an answer that doesn't unpickle, a timeout
@@ -356,9 +384,10 @@ class ChildEngine:
     async def recycle(self) -> None:
         """Replace the child process by a new one (it asked to be: RECYCLE_ABOVE)."""
         log.info("recycling an engine process whose memory stays high after trimming")
-        self.retiring = False
-        await self.close()
-        await self._spawn()
+        async with self._lock:
+            self.retiring = False
+            await self._stop_child()
+            await self._spawn()
 
     async def _ask(self, value: object, timeout_s: float) -> object:
         """Send one message and await the child's answer, for at most `timeout_s` (one timer, not a
@@ -386,11 +415,17 @@ class ChildEngine:
     async def _restart(self) -> None:
         """Kill the child (it failed, or hangs) and start another."""
         await self.kill()
-        await self.close()
+        await self._stop_child()
         await self._spawn()
 
     async def close(self) -> None:
-        """Close its input (the child exits at end of input) and reap it."""
+        """Stop for good: close the child's input (it exits at end of input) and reap it."""
+        self._closing = True
+        for revival in list(self._revivals):
+            revival.cancel()
+        await self._stop_child()
+
+    async def _stop_child(self) -> None:
         child, pipes, self._child, self._pipes = self._child, self._pipes, None, None
         if child is None or pipes is None:
             return

@@ -330,3 +330,22 @@ def test_a_refused_upload_leaves_nothing_for_the_garbage_collector(classifier: C
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_an_engine_killed_while_idle_is_replaced_at_once(classifier: Classifier) -> None:
+    async def scenario() -> tuple[int, int | None, bool]:
+        engine = await ChildEngine.start(classifier.layers)
+        before = engine.pid
+        assert before is not None
+        os.kill(before, signal.SIGKILL)
+        for _ in range(100):  # no batch is sent: the engine notices the exit itself
+            await asyncio.sleep(0.05)
+            if engine.pid not in (None, before) and alive(engine.pid):  # type: ignore[arg-type]
+                break
+        after = engine.pid
+        answered = isinstance(await engine.evaluate([Task([SEVEN], "mnist", 10**6)]), Evaluation)
+        await engine.close()
+        return before, after, answered
+
+    before, after, answered = asyncio.run(scenario())
+    assert after is not None and after != before and not alive(before) and answered

@@ -1,0 +1,276 @@
+"""`make chaos`: valid uploads under load while engine processes are killed and frozen, against 127.0.0.1.
+
+    CHAOS_SECONDS=60 python -m bench.chaos             # both runs, 60 s each (the default)
+    python -m bench.chaos --seconds 20 --runs single    # one run, one worker
+
+Each run starts `python -m app` and drives it from `--clients` (16) concurrent clients with
+well-formed requests only: 28x28 digit PNGs, photo-like JPEGs and 8-file batches, on /v1/predict and
+/v1/predict/batch. Every answer is checked against the probabilities computed here, in-process, for
+the same file. Meanwhile:
+- every 2 s an engine process (`python -m app.engine`) gets SIGKILL;
+- every 10 s another one is frozen with SIGSTOP for 5 s, then continued (SIGCONT);
+- in the `workers` run (WEB_CONCURRENCY=2), one of the two uvicorn workers also gets SIGKILL halfway.
+
+Pass, for each run: no 5xx; zero failed well-formed requests, except those in flight on the killed
+uvicorn worker (a connection error on a request sent before the kill and ended within 2 s of it),
+which are reported separately; the server ready at the end with as many engines as it started with.
+p50/p99 latency and the number of kills are printed. Exit status 1 when a check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+
+from app.inference import Classifier
+from app.preprocessing import preprocess
+from bench import procs
+from bench.run import BOUNDARY, MODEL, PYTHON, Server, multipart
+from bench.soak import digit_png, photo_jpeg
+from tools.uploads import SAMPLE
+
+MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+KILL_EVERY_S = 2.0
+FREEZE_EVERY_S = 10.0
+FREEZE_FOR_S = 5.0
+LOST_WINDOW_S = 2.0  # a connection error this soon after the worker kill, on a request sent before it
+
+
+@dataclass
+class Sample:
+    name: str
+    path: str
+    body: bytes
+    expected: np.ndarray  # (files, 10)
+
+
+@dataclass
+class Tally:
+    statuses: Counter[int] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)  # well-formed requests not answered correctly
+    lost: list[str] = field(default_factory=list)  # in flight on the killed worker
+    latencies: list[float] = field(default_factory=list)
+    errors: list[tuple[float, float, str]] = field(default_factory=list)  # (sent, ended, what): sorted out later
+
+
+def samples(seed: int) -> list[Sample]:
+    """Files and the probabilities the served model gives them, computed here."""
+    classifier = Classifier.load(MODEL)
+    rng = np.random.default_rng(seed)
+    with np.load(SAMPLE) as data:
+        digits = data["x"][:48]
+
+    def expect(files: list[bytes]) -> np.ndarray:
+        return classifier.predict_proba(np.concatenate([preprocess(f).model_input for f in files]))
+
+    made = [digit_png(d) for d in digits[:24]]
+    photos = [photo_jpeg(d, rng) for d in digits[24:40]]
+    out = [Sample("digit", "/v1/predict", multipart("file", [f]), expect([f])) for f in made]
+    out += [Sample("photo", "/v1/predict", multipart("file", [f]), expect([f])) for f in photos]
+    for i in range(8):
+        files = [made[(i * 8 + j) % len(made)] for j in range(8)]
+        out.append(Sample("batch", "/v1/predict/batch", multipart("files", files), expect(files)))
+    return out
+
+
+def correct(sample: Sample, answer: Any) -> bool:
+    predictions = answer.get("predictions", [answer]) if isinstance(answer, dict) else []
+    if len(predictions) != len(sample.expected):
+        return False
+    got = np.array([p.get("probabilities", []) for p in predictions], dtype=np.float64)
+    return got.shape == sample.expected.shape and bool(np.allclose(got, sample.expected, atol=1e-4))
+
+
+async def client(
+    base: str, pool: list[Sample], weights: list[float], deadline: float, tally: Tally, rng: random.Random
+) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        while time.monotonic() < deadline:
+            sample = rng.choices(pool, weights)[0]
+            sent = time.monotonic()
+            try:
+                response = await http.post(sample.path, content=sample.body, headers=MULTIPART)
+            except httpx.HTTPError as exc:
+                tally.errors.append((sent, time.monotonic(), f"{sample.name}: {type(exc).__name__} {exc}"[:160]))
+                continue
+            tally.statuses[response.status_code] += 1
+            if response.status_code != 200 or not correct(sample, response.json()):
+                tally.failures[f"{sample.name}: {response.status_code} {response.text[:120]}"] += 1
+            else:
+                tally.latencies.append(time.monotonic() - sent)
+
+
+class Chaos(threading.Thread):
+    """Kills and freezes engines of the server's process tree; kills a worker once if asked."""
+
+    def __init__(self, master: int, kill_worker_at: float | None, seed: int) -> None:
+        super().__init__(daemon=True)
+        self.master, self.kill_worker_at = master, kill_worker_at
+        self.rng = random.Random(seed)
+        self.stop = threading.Event()
+        self.kills = self.freezes = 0
+        self.worker_killed_at: float | None = None
+        self.frozen: set[int] = set()
+
+    def workers(self) -> list[int]:
+        """The uvicorn workers (or the single server process): the processes whose children are engines."""
+        direct = [pid for pid in procs.children(self.master) if not procs.is_engine(pid)]
+        workers = [pid for pid in direct if any(procs.is_engine(c) for c in procs.children(pid))]
+        return workers or [self.master]
+
+    def engines(self) -> list[int]:
+        return [pid for worker in self.workers() for pid in procs.engines(worker)]
+
+    def run(self) -> None:
+        started = time.monotonic()
+        next_kill, next_freeze = started + KILL_EVERY_S, started + 3.0
+        while not self.stop.wait(0.05):
+            now = time.monotonic()
+            if self.kill_worker_at is not None and self.worker_killed_at is None and now >= self.kill_worker_at:
+                workers = self.workers()
+                if len(workers) > 1 or workers[0] != self.master:
+                    os.kill(self.rng.choice(workers), signal.SIGKILL)
+                    self.worker_killed_at = time.monotonic()
+            if now >= next_kill:
+                next_kill += KILL_EVERY_S
+                candidates = [pid for pid in self.engines() if pid not in self.frozen]
+                if candidates:
+                    send(self.rng.choice(candidates), signal.SIGKILL)
+                    self.kills += 1
+            if now >= next_freeze:
+                next_freeze += FREEZE_EVERY_S
+                candidates = [pid for pid in self.engines() if pid not in self.frozen]
+                if candidates:
+                    victim = self.rng.choice(candidates)
+                    send(victim, signal.SIGSTOP)
+                    self.frozen.add(victim)
+                    self.freezes += 1
+                    threading.Timer(FREEZE_FOR_S, self.thaw, (victim,)).start()
+
+    def thaw(self, pid: int) -> None:
+        send(pid, signal.SIGCONT)
+        self.frozen.discard(pid)
+
+
+def send(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it died meanwhile (killed, or replaced)
+        os.kill(pid, sig)
+
+
+def run(
+    name: str, seconds: float, clients: int, workers: int, kill_worker: bool, pool: list[Sample], seed: int
+) -> bool:
+    env = {"MNIST_LOG_LEVEL": "warning", "WEB_CONCURRENCY": str(workers)}
+    print(f"\nchaos [{name}]: {workers} worker(s), {clients} clients, {seconds:g} s", flush=True)
+    server = Server(f"service [{name}]", [PYTHON, "-m", "app"], "/readyz", env)
+    tally = Tally()
+    try:
+        master = server.process.pid
+        chaos = Chaos(master, None, seed)
+        engines_at_start = len(chaos.engines())
+        started = time.monotonic()
+        chaos.kill_worker_at = started + seconds / 2 if kill_worker else None
+        chaos.start()
+        weights = [{"digit": 5.0, "photo": 2.0, "batch": 2.0}[s.name] for s in pool]
+        rng = random.Random(seed)
+
+        async def drive() -> None:
+            deadline = started + seconds
+            await asyncio.gather(
+                *(
+                    client(server.url, pool, weights, deadline, tally, random.Random(rng.random()))
+                    for _ in range(clients)
+                )
+            )
+
+        asyncio.run(drive())
+        chaos.stop.set()
+        chaos.join(5)
+        for pid in list(chaos.frozen):
+            chaos.thaw(pid)
+        ready, engines_at_end = settle(server.url, chaos, engines_at_start)
+    finally:
+        server.stop()
+    for sent, ended, what in tally.errors:
+        killed = chaos.worker_killed_at
+        if killed is not None and sent <= killed <= ended <= killed + LOST_WINDOW_S:
+            tally.lost.append(what)
+        else:
+            tally.failures[what] += 1
+    answered = sum(tally.statuses.values())
+    latencies = np.array(tally.latencies) * 1000
+    server_errors = sum(c for s, c in tally.statuses.items() if s >= 500)
+    print(f"  requests {answered + len(tally.errors)}, answered {answered} ({dict(sorted(tally.statuses.items()))}), "
+          f"{answered / seconds:.0f}/s")  # fmt: skip
+    print(f"  engine SIGKILLs {chaos.kills}, SIGSTOPs of {FREEZE_FOR_S:g} s {chaos.freezes}"
+          + (f", uvicorn worker SIGKILL at {chaos.worker_killed_at - started:.1f} s" if chaos.worker_killed_at else ""))  # fmt: skip
+    if len(latencies):
+        print(f"  latency of correct answers: p50 {np.percentile(latencies, 50):.1f} ms, "
+              f"p99 {np.percentile(latencies, 99):.1f} ms, max {latencies.max():.0f} ms")  # fmt: skip
+    print(f"  in flight on the killed worker (reported apart): {len(tally.lost)}")
+    for what in tally.lost[:5]:
+        print(f"    {what}")
+    for failure, count in tally.failures.most_common(10):
+        print(f"  FAILED {count:>5} x {failure}")
+    checks = {
+        f"zero 5xx ({server_errors})": server_errors == 0,
+        f"zero failed well-formed requests ({sum(tally.failures.values())})": not tally.failures,
+        f"engines were killed ({chaos.kills}) and frozen ({chaos.freezes})": chaos.kills > 0 and chaos.freezes > 0,
+        f"ready at the end with {engines_at_end} of {engines_at_start} engines": ready
+        and engines_at_end == engines_at_start,
+    }
+    if kill_worker:
+        checks["a uvicorn worker was killed"] = chaos.worker_killed_at is not None
+    for label, ok in checks.items():
+        print(f"  {'ok    ' if ok else 'FAILED'} {label}")
+    return all(checks.values())
+
+
+def settle(base: str, chaos: Chaos, engines: int, timeout: float = 20.0) -> tuple[bool, int]:
+    """Wait for the server to be ready with its engines back (each replaces a dead child by itself)."""
+    deadline = time.monotonic() + timeout
+    count = 0
+    while time.monotonic() < deadline:
+        try:
+            ready = httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            ready = False
+        count = len(chaos.engines())
+        if ready and count == engines:
+            return True, count
+        time.sleep(0.25)
+    return False, count
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=float(os.environ.get("CHAOS_SECONDS", 60)),
+                        help="length of each run (default $CHAOS_SECONDS, else 60)")  # fmt: skip
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--runs", choices=["both", "single", "workers"], default="both")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    pool = samples(args.seed)
+    results = []
+    if args.runs in ("both", "single"):
+        results.append(run("single", args.seconds, args.clients, 1, False, pool, args.seed))
+    if args.runs in ("both", "workers"):
+        results.append(run("workers", args.seconds, args.clients, 2, True, pool, args.seed))
+    print("\nchaos: " + ("ok" if all(results) else "FAILED"))
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
