@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 PRESET ?= default
 TRAIN_ARGS ?=
 
-.PHONY: venv serve test browser-test train evaluate accuracy lint format bench soak chaos decode-cpu docker-smoke clean
+.PHONY: venv serve test browser-test train evaluate accuracy lint format bench soak fuzz chaos decode-cpu docker-smoke clean
 
 venv: $(VENV)/.installed-dev
 
@@ -42,6 +42,9 @@ bench: venv  ## the service vs the HTTP floor and the tutorial code: req/s, p50/
 soak: venv  ## SOAK_SECONDS (600) at 16 clients of valid and hostile uploads (127.0.0.1): 5xx, failures, RSS per process, curve in artifacts/soak/
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
+fuzz: venv  ## FUZZ_SECONDS (600) of atheris on the decode and preprocessing path: exec/s, coverage, new corpus entries; findings in artifacts/fuzz/
+	$(BIN)/python -m fuzz $(FUZZ_ARGS)
+
 chaos: venv  ## CHAOS_SECONDS (60) of valid uploads at 16 clients while engines are killed and frozen, then with 2 workers and one killed
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
@@ -56,12 +59,12 @@ k8s-check: venv  ## validate deploy/k8s offline (Kubernetes schemas) and check p
 	$(BIN)/python -m pytest tests/test_deploy.py
 
 lint: venv
-	$(BIN)/ruff check app training tests bench tools
-	$(BIN)/ruff format --check app training tests bench tools
+	$(BIN)/ruff check app training tests bench tools fuzz
+	$(BIN)/ruff format --check app training tests bench tools fuzz
 	$(BIN)/mypy app training
 
 format: venv
-	$(BIN)/ruff format app training tests bench tools
+	$(BIN)/ruff format app training tests bench tools fuzz
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
