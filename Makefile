@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 PRESET ?= default
 TRAIN_ARGS ?=
 
-.PHONY: venv serve test browser-test train evaluate accuracy lint format bench soak fuzz chaos decode-cpu docker-smoke clean
+.PHONY: venv serve test browser-test train evaluate accuracy lint format bench soak fuzz chaos decode-cpu docker-smoke k8s-smoke clean
 
 venv: $(VENV)/.installed-dev
 
@@ -50,6 +50,9 @@ chaos: venv  ## CHAOS_SECONDS (60) of valid uploads at 16 clients while engines 
 
 decode-cpu: venv  ## fifty 4 MiB noise PNGs: the CPU time of the server process against its engines'
 	$(BIN)/python -m bench.decode_cpu
+
+k8s-smoke:  ## podman kube play deploy/k8s/ on the image docker-smoke built: ready, a prediction, the security context, kube down; then docker-compose.yml
+	deploy/k8s-smoke.sh
 
 docker-smoke:  ## hadolint, build the image, run it, check /readyz and a prediction, read-only run (podman)
 	deploy/container-smoke.sh
