@@ -322,7 +322,9 @@ class ChildEngine:
         async with self._lock:  # a batch in progress finds the death itself, and restarts the child
             if self._closing or self._pipes is not pipes:
                 return
-            log.error("an idle engine process exited (%s); starting another", self._child and self._child.get_returncode())
+            log.error(
+                "an idle engine process exited (%s); starting another", self._child and self._child.get_returncode()
+            )
             try:
                 await self._restart()
             except Exception:  # its next batch tries again
