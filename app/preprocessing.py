@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal, cast, get_args
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from app.contract import IMAGE_SHAPE, flatten_and_scale
@@ -26,8 +27,9 @@ Mode = Literal["mnist", "simple"]
 MODES: tuple[str, ...] = get_args(Mode)
 
 # Pillow format names we decode; everything else Pillow knows is refused with 415.
-FORMATS = ("PNG", "JPEG", "GIF", "BMP", "DIB", "WEBP", "TIFF")  # JPEG includes MPO (multi-picture phone JPEGs)
-FORMAT_NAMES = "PNG, JPEG, GIF, BMP, WebP or TIFF"
+# JPEG includes MPO (multi-picture phone JPEGs); HEIF is iPhones' HEIC (pillow-heif), AVIF Pillow's own
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "DIB", "WEBP", "TIFF", "HEIF", "AVIF")
+FORMAT_NAMES = "PNG, JPEG, GIF, BMP, WebP, TIFF, HEIC/HEIF or AVIF"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SIGNATURES = {  # magic numbers of the formats above, to tell "corrupt PNG" from "not an image"
     b"\x89PNG": "PNG",
@@ -38,7 +40,11 @@ SIGNATURES = {  # magic numbers of the formats above, to tell "corrupt PNG" from
     b"MM\x00*": "TIFF",
     b"RIFF": "WebP",
 }
+ISO_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
 DEFAULT_MAX_PIXELS = 40_000_000  # MNIST_MAX_PIXELS's default
+# HEIC/HEIF as a Pillow plugin. It applies a photo's rotation itself when decoding (and records the
+# orientation it applied as `original_orientation`); 10-bit images come out as 8-bit.
+pillow_heif.register_heif_opener()
 SIDE = IMAGE_SHAPE[0]  # MNIST: a 28x28 frame ...
 BOX = 20  # ... with the digit's longer side scaled to 20 px ...
 CENTRE = 14.0  # ... and its centre of mass at pixel (14, 14) (measured on the MNIST test set)
@@ -118,6 +124,8 @@ def decode(data: bytes, max_pixels: int, notes: list[str]) -> Image.Image:
         image.load()
     except Exception as exc:
         raise InvalidImage(f"The {image.format} file is truncated or corrupt ({_reason(exc)}).") from None
+    if image.format == "HEIF" and image.info.get("original_orientation", 1) in (2, 3, 4, 5, 6, 7, 8):
+        notes.append(f"applied EXIF orientation {image.info['original_orientation']}")  # pillow-heif did
     return image
 
 
@@ -156,6 +164,8 @@ def _unidentified(data: bytes) -> ImageError:
     for magic, name in SIGNATURES.items():
         if head.startswith(magic):
             return InvalidImage(f"The file starts like a {name} image but is corrupt.")
+    if head[4:8] == b"ftyp" and (brand := ISO_BRANDS.get(head[8:12])):  # an ISO media file: HEIF and AVIF
+        return InvalidImage(f"The file starts like a {brand} image but is truncated or corrupt.")
     if b"\x00" not in head:
         try:
             head.decode("utf-8")

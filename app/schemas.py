@@ -78,6 +78,7 @@ class ModelInfo(BaseModel):
     input: dict[str, Any] = Field(description="the model's input contract")
     output: dict[str, Any] = Field(description="the model's output contract")
     preprocessing_modes: dict[str, str] = Field(description="values of the `preprocess` query parameter")
+    formats: list[str] = Field(description="the image formats accepted (Pillow's names; HEIF covers HEIC)")
     limits: dict[str, int] = Field(description="the service's upload limits")
     metadata: dict[str, Any] = Field(
         description="the training metadata (models/mnist-mlp.json), without the per-epoch history"

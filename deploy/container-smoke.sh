@@ -78,17 +78,23 @@ print("unneeded in the image:", found) if found else print("no compiler, pip cac
 sys.exit(1 if found else 0)' || fail "the image holds files the service doesn't need"
 
 # Uploads for the load below, made by the image's own Pillow: the 7 at 6000x6000 (36 MP, the size class
-# MNIST_MAX_PIXELS allows), and at 900x900 with noise (485 KB: 64 of them make a 31 MB batch, near the cap).
+# MNIST_MAX_PIXELS allows), at 900x900 with noise (485 KB: 64 of them make a 31 MB batch, near the cap),
+# and as HEIC and AVIF files (the slim image reads, and here also writes, both).
 ctr run --rm -i --network none --no-healthcheck "$IMAGE" python -c '
 import io, sys, tarfile
 import numpy as np
+import pillow_heif
 from PIL import Image
+pillow_heif.register_heif_opener()
 seven = Image.open(io.BytesIO(sys.stdin.buffer.read())).convert("L")
 noise = np.random.default_rng(0).normal(0, 12, (900, 900))
 noisy = np.clip(np.asarray(seven.resize((900, 900), Image.BILINEAR), float) + noise, 0, 255).astype(np.uint8)
 with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as tar:
-    for name, image in (("big.png", seven.resize((6000, 6000), Image.NEAREST)), ("noisy.png", Image.fromarray(noisy))):
-        data = io.BytesIO(); image.save(data, "PNG"); info = tarfile.TarInfo(name); info.size = data.tell()
+    for name, image, fmt in (("big.png", seven.resize((6000, 6000), Image.NEAREST), "PNG"),
+                             ("noisy.png", Image.fromarray(noisy), "PNG"),
+                             ("seven.heic", seven.convert("RGB").resize((280, 280)), "HEIF"),
+                             ("seven.avif", seven.convert("RGB").resize((280, 280)), "AVIF")):
+        data = io.BytesIO(); image.save(data, fmt); info = tarfile.TarInfo(name); info.size = data.tell()
         data.seek(0); tar.addfile(info, data)' <"$SEVEN" | tar -x -C "$SCRATCH"
 
 # ---- run as on Kubernetes
@@ -167,6 +173,8 @@ batch=()
 for _ in $(seq 64); do batch+=(-F "files=@$SEVEN"); done
 for _ in $(seq 10); do curl -fsS -o /dev/null "${batch[@]}" "$BASE/v1/predict/batch" || fail "a batch failed"; done
 expect_seven "36 MP upload" -F "file=@$SCRATCH/big.png" "$BASE/v1/predict"
+expect_seven "HEIC upload" -F "file=@$SCRATCH/seven.heic;type=image/heic" "$BASE/v1/predict"
+expect_seven "AVIF upload" -F "file=@$SCRATCH/seven.avif;type=image/avif" "$BASE/v1/predict"
 loaded=$(memory "$NAME")
 echo "after the mixed load: $loaded"
 

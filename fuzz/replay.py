@@ -3,9 +3,11 @@
 libFuzzer's own RSS grows with atheris's coverage instrumentation and its in-memory corpus (replaying
 the same inputs, an instrumented process grew by ~48 MiB per pass over 522 inputs; an uninstrumented
 one by 0), so its -rss_limit_mb guards the fuzzing process, not the service. This is the check of the
-service's memory: every input of the corpus, `--rounds` times, in a plain process. It prints the RSS
-after each round and the peak, and fails when a later round grows the RSS (a leak) or the peak passes
-`--peak-limit-mb` (one input's decode too big).
+service's memory and time: every input of the corpus (and libFuzzer's findings), `--rounds` times, in
+a plain process. It prints the RSS after each round, the peak and the slowest input, and fails when a
+later round grows the RSS (a leak), the peak passes `--peak-limit-mb` (one input's decode too big) or
+an input takes over `--max-seconds` (2 s). Instrumented Python runs several times slower, which is why
+the time limit is checked here and libFuzzer's own -timeout is a looser guard.
 
     python -m fuzz.replay artifacts/fuzz/corpus
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import resource
+import time
 import warnings
 from pathlib import Path
 
@@ -39,20 +42,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--growth-limit-mb", type=float, default=16.0, help="RSS growth allowed after round 1")
     parser.add_argument("--peak-limit-mb", type=float, default=1024.0)
+    parser.add_argument("--max-seconds", type=float, default=2.0, help="the most one input may take, uninstrumented")
+    parser.add_argument("extra", type=Path, nargs="*", help="more inputs (libFuzzer's findings)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")  # Pillow's warnings about corrupt metadata: expected here
-    files = [p.read_bytes() for p in sorted(args.corpus.iterdir()) if p.is_file()]
+    paths = [p for p in sorted(args.corpus.iterdir()) if p.is_file()] + args.extra
+    files = [p.read_bytes() for p in paths]
     resident = Resident()
-    after = []
+    after, slowest = [], (0.0, Path())
     for _ in range(args.rounds):
-        for data in files:
+        for path, data in zip(paths, files, strict=True):
+            started = time.perf_counter()
             run(data)
+            slowest = max(slowest, (time.perf_counter() - started, path))
         after.append(resident() / 2**20)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     growth = after[-1] - after[0]
     print(f"  replay            {len(files)} inputs x {args.rounds}: RSS after each round "
           f"{', '.join(f'{a:.0f}' for a in after)} MiB (growth after round 1: {growth:+.1f} MiB), peak {peak:.0f} MiB")  # fmt: skip
-    return 0 if growth <= args.growth_limit_mb and peak <= args.peak_limit_mb else 1
+    print(f"  slowest input     {slowest[0]:.2f} s ({slowest[1].name}; limit {args.max_seconds:g} s)")
+    ok = growth <= args.growth_limit_mb and peak <= args.peak_limit_mb and slowest[0] <= args.max_seconds
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

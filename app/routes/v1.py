@@ -14,7 +14,7 @@ from PIL import Image
 from app.batching import Upload
 from app.errors import ImageError, UnsupportedMediaType
 from app.multipart import read_files
-from app.preprocessing import FORMAT_NAMES, Mode
+from app.preprocessing import FORMAT_NAMES, FORMATS, Mode
 from app.routes.deps import ServiceDep, SettingsDep, current_service
 from app.routes.openapi import error_responses
 from app.schemas import BatchPrediction, ModelInfo, Prediction
@@ -177,6 +177,7 @@ async def model_info(service: ServiceDep, settings: SettingsDep) -> ModelInfo:
         input=metadata.get("input", {}),
         output=metadata.get("output", {}),
         preprocessing_modes=MODE_DESCRIPTIONS,
+        formats=[f for f in FORMATS if f != "DIB"],  # DIB: a BMP without its file header
         limits={
             "max_body_bytes": settings.max_body_bytes,
             "max_batch_body_bytes": settings.max_batch_body_bytes,
