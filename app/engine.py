@@ -57,6 +57,7 @@ TRIM_ABOVE = 16 * 1024 * 1024  # an engine whose RSS is this far over its baseli
 # recycles workers: what the allocator can't give back (fragmentation that trimming doesn't reach) goes
 # with the process. The batcher starts a new engine after that batch's answer is delivered.
 RECYCLE_ABOVE = 256 * 1024 * 1024  # over the least RSS it has kept after trimming ...
+SPAWN_TIMEOUT_S = 60.0  # at least this long for a new child to start and load the weights
 RECYCLE_AFTER = 8  # ... after this many trims in a row: a lasting rise, not one big batch still in flight
 
 
@@ -308,7 +309,9 @@ class ChildEngine:
         )  # fmt: skip
         pipes = self._pipes
         pipes.exited.add_done_callback(lambda _: self._on_exit(pipes))
-        await self._ask(self.layers, self.timeout_s)  # the child answers once it holds the weights
+        # the child answers once it holds the weights; starting Python and numpy on a busy node can take
+        # far longer than a batch may (MNIST_ENGINE_TIMEOUT_S), hence a bound of its own
+        await self._ask(self.layers, max(self.timeout_s, SPAWN_TIMEOUT_S))
 
     def _on_exit(self, pipes: Pipes) -> None:
         """The child exited: if it was not replaced or closed on purpose, replace it now."""

@@ -23,7 +23,7 @@ from app.middleware.limits import BodyLimitMiddleware, ConcurrencyLimitMiddlewar
 from app.middleware.observability import RequestContextMiddleware
 from app.middleware.security import ApiKeyMiddleware, load_api_keys
 from app.policy import body_cap
-from app.reload import Reloader
+from app.reload import Fingerprint, Reloader
 from app.routes import demo, health, v1
 from app.routes.v2 import repository
 from app.routes.v2 import routes as v2
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, settings.log_format)
+        files = Fingerprint.of(settings.model_path)  # before reading them: see Reloader
         try:
             loaded = classifier
             if loaded is None:
@@ -68,7 +69,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         # collection would walk, stalling the requests in flight.)
         gc.collect()
         gc.freeze()
-        reloader = Reloader(service, settings)
+        reloader = Reloader(service, settings, seen=files)
         reloader.start()
         app.state.service, app.state.reloader = service, reloader  # from here on /readyz answers 200
         yield

@@ -81,11 +81,13 @@ class Outcome:
 class Reloader:
     """Watches MNIST_MODEL_PATH for the service and swaps in the models that pass the gate."""
 
-    def __init__(self, service: Service, settings: Settings) -> None:
+    def __init__(self, service: Service, settings: Settings, seen: Fingerprint | None = None) -> None:
         self.service = service
         self.settings = settings
         self.path = settings.model_path
-        self.seen = Fingerprint.of(self.path)  # the files as they were when the serving model was loaded
+        # the files as they were before the serving model was read from them: taken after, a file replaced
+        # meanwhile (while another worker was starting, say) would pass for the one being served
+        self.seen = seen or Fingerprint.of(self.path)
         self.loading: str | None = None  # the candidate being loaded (its version, or "?" before its hash)
         self.refused: Entry | None = None  # the last candidate that was not served, and why
         self._pending: Fingerprint | None = None  # a failed candidate given one more poll (maybe half-written)

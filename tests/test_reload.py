@@ -421,3 +421,25 @@ def test_a_bad_model_at_start_up_with_an_absolute_bar_is_refused(served: Path) -
     settings = Settings(model_path=served, gate_min_accuracy=1.0, engine_processes=0)
     with pytest.raises(gate.Refused), TestClient(create_app(settings)):
         pass
+
+
+def test_a_file_replaced_while_the_server_starts_is_noticed(served: Path) -> None:
+    """The files' fingerprint is taken before the model is read from them: a model copied in between
+    (another worker starting, say) is loaded at the next poll, not taken for the one being served."""
+    from app.reload import Fingerprint
+    from app.service import Service
+
+    async def scenario() -> tuple[str, str]:
+        settings = Settings(model_path=served, model_poll_s=0, engine_processes=0)
+        before = Fingerprint.of(served)  # as the lifespan does, before loading
+        service = await Service.start(Classifier.load(served), settings)
+        write_variant(served, weights=nudged)  # replaced after the load, before the reloader exists
+        reloader = Reloader(service, settings, seen=before)
+        try:
+            await reloader.poll()
+            return service.version, Classifier.load(served).version
+        finally:
+            await service.close()
+
+    served_version, on_disk = asyncio.run(scenario())
+    assert served_version == on_disk

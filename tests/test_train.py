@@ -285,6 +285,7 @@ TRAINING_MODULES = [
     "training.bold",
     "training.data",
     "training.evaluate",
+    "training.export",
     "training.models",
     "training.plots",
     "training.train",
