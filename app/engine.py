@@ -33,7 +33,7 @@ import numpy as np
 
 from app.__main__ import ONE_THREAD
 from app.contract import NUM_CLASSES
-from app.errors import ImageError, InvalidImage
+from app.errors import ImageError, InvalidImage, NotReady
 from app.inference import DenseLayer, forward
 from app.preprocessing import Mode, Preprocessed, preprocess
 
@@ -58,6 +58,7 @@ TRIM_ABOVE = 16 * 1024 * 1024  # an engine whose RSS is this far over its baseli
 # with the process. The batcher starts a new engine after that batch's answer is delivered.
 RECYCLE_ABOVE = 256 * 1024 * 1024  # over the least RSS it has kept after trimming ...
 SPAWN_TIMEOUT_S = 60.0  # at least this long for a new child to start and load the weights
+SPAWN_ATTEMPTS = 3  # children started in a row before a restart gives up
 RECYCLE_AFTER = 8  # ... after this many trims in a row: a lasting rise, not one big batch still in flight
 
 
@@ -418,10 +419,20 @@ class ChildEngine:
             await self._pipes.exited
 
     async def _restart(self) -> None:
-        """Kill the child (it failed, or hangs) and start another."""
+        """Kill the child (it failed, or hangs) and start another. A new child that dies while starting
+        (killed from outside, out of memory) is replaced again, SPAWN_ATTEMPTS times in all; then the
+        engine is unavailable for now (503 + Retry-After), not broken (500)."""
         await self.kill()
         await self._stop_child()
-        await self._spawn()
+        for attempt in range(1, SPAWN_ATTEMPTS + 1):
+            try:
+                await self._spawn()
+                return
+            except Exception as exc:
+                log.error("a new engine process failed to start (%s: %s), attempt %d", type(exc).__name__, exc, attempt)
+                await self.kill()
+                await self._stop_child()
+        raise NotReady("The engine processes are restarting; retry shortly.")
 
     async def close(self) -> None:
         """Stop for good: close the child's input (it exits at end of input) and reap it."""

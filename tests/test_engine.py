@@ -21,7 +21,7 @@ from app import batching
 from app.batching import Batcher, Upload
 from app.config import Settings
 from app.engine import ChildEngine, Done, Evaluation, Failed, Task, evaluate
-from app.errors import InvalidImage
+from app.errors import InvalidImage, NotReady
 from app.inference import Classifier
 from app.main import create_app
 from tests.conftest import SEVEN, encode
@@ -349,3 +349,42 @@ def test_an_engine_killed_while_idle_is_replaced_at_once(classifier: Classifier)
 
     before, after, answered = asyncio.run(scenario())
     assert after is not None and after != before and not alive(before) and answered
+
+
+class DiesWhileStarting(ChildEngine):
+    """A real engine whose next `failures` children die while starting, as one killed from outside would."""
+
+    failures = 0
+
+    async def _spawn(self) -> None:
+        await super()._spawn()
+        if self.failures:
+            self.failures -= 1
+            await self.kill()
+            raise EOFError("killed while starting")
+
+
+def test_a_child_that_dies_while_starting_is_replaced_again_then_the_engine_says_503(classifier: Classifier) -> None:
+    async def scenario() -> tuple[Evaluation, type[BaseException] | None]:
+        engine = await DiesWhileStarting.start(classifier.layers)
+        assert engine.pid is not None
+        engine.failures = 1
+        os.kill(engine.pid, signal.SIGKILL)  # the batch finds it dead; its first replacement dies too
+        await asyncio.sleep(0.2)
+        answered = await engine.evaluate([Task([SEVEN], "mnist", 10**6)])
+        engine.failures = 10
+        assert engine.pid is not None
+        os.kill(engine.pid, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        try:
+            await engine.evaluate([Task([SEVEN], "mnist", 10**6)])
+            raised = None
+        except Exception as exc:
+            raised = type(exc)
+        engine.failures = 0
+        await engine.close()
+        return answered, raised
+
+    answered, raised = asyncio.run(scenario())
+    assert isinstance(answered.outcomes[0], Done)
+    assert raised is NotReady
