@@ -415,7 +415,8 @@ class ChildEngine:
     async def kill(self) -> None:
         """Kill the child and wait until it is gone."""
         if self._child is not None and self._pipes is not None and not self._pipes.exited.done():
-            self._child.kill()
+            with contextlib.suppress(ProcessLookupError):  # it is already gone; its exit is not yet reported
+                self._child.kill()
             await self._pipes.exited
 
     async def _restart(self) -> None:

@@ -388,3 +388,29 @@ def test_a_child_that_dies_while_starting_is_replaced_again_then_the_engine_says
     answered, raised = asyncio.run(scenario())
     assert isinstance(answered.outcomes[0], Done)
     assert raised is NotReady
+
+
+class AlreadyGone:
+    """A child transport whose process is gone before its exit is reported: kill() raises, as uvloop's does."""
+
+    def __init__(self, transport: object) -> None:
+        self.transport = transport
+
+    def kill(self) -> None:
+        self.transport.kill()  # type: ignore[attr-defined]
+        raise ProcessLookupError
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.transport, name)
+
+
+def test_killing_a_child_whose_exit_is_not_yet_reported_is_not_an_error(classifier: Classifier) -> None:
+    async def scenario() -> bool:
+        engine = await ChildEngine.start(classifier.layers)
+        engine._child = AlreadyGone(engine._child)  # type: ignore[assignment]
+        await engine.kill()  # raised ProcessLookupError out of the retry path: a 500 under make chaos
+        answered = isinstance(await engine.evaluate([Task([SEVEN], "mnist", 10**6)]), Evaluation)
+        await engine.close()
+        return answered
+
+    assert asyncio.run(scenario())
