@@ -20,9 +20,9 @@ async def get_settings(request: Request) -> Settings:
 def current_service(request: Request) -> Service:
     """The service, once the lifespan has loaded the model and started the engines (503 before).
 
-    /v1/predict calls this itself rather than declaring ServiceDep: there, FastAPI's solving of the
-    dependency costs about 20 us of the server's CPU per request, 8% of that route's throughput
-    (bench/server-cpu.sh: 254 vs 234 us per request, 3,140 vs 3,390 req/s)."""
+    /v1/predict calls this itself rather than declaring ServiceDep: on the busiest route, FastAPI's
+    solving of one more dependency is a measurable share of the server's CPU per request (A/B it with
+    bench/server-cpu.sh)."""
     service: Service | None = request.app.state.service
     if service is None:
         raise NotReady()
