@@ -25,7 +25,6 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -70,12 +69,6 @@ class Entry:
     version: str
     state: State
     reason: str = ""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    result: Literal["loaded", "unchanged"]
-    version: str
 
 
 class Reloader:
@@ -139,9 +132,10 @@ class Reloader:
 
     # the reload -----------------------------------------------------------------------------------
 
-    async def reload(self, trigger: Trigger, fingerprint: Fingerprint | None = None) -> Outcome:
-        """Load MNIST_MODEL_PATH, gate it and swap it in; raise ModelLoadError (or gate.Refused) with
-        the reason when it is not served. A file identical to the serving one changes nothing."""
+    async def reload(self, trigger: Trigger, fingerprint: Fingerprint | None = None) -> str:
+        """Load MNIST_MODEL_PATH, gate it and swap it in; the version served after. Raise ModelLoadError
+        (or gate.Refused) with the reason when it is not served. A file identical to the serving one
+        changes nothing."""
         async with self._lock:
             fingerprint = fingerprint or Fingerprint.of(self.path)
             serving = self.service.classifier
@@ -150,7 +144,7 @@ class Reloader:
                 sha256 = await run_in_threadpool(self._sha256)
                 if sha256 == serving.sha256:
                     self.seen, self.refused, self._pending = fingerprint, None, None
-                    return Outcome("unchanged", serving.version)
+                    return serving.version
                 self.loading = sha256[:12] if sha256 else "?"
                 candidate = await run_in_threadpool(self._load_and_gate, serving)
             except ModelLoadError as exc:
@@ -178,7 +172,7 @@ class Reloader:
             set_model_info(candidate, previous=serving)
             log.info("model reloaded", extra={"fields": {"trigger": trigger, "version": candidate.version,
                                                          "previous": serving.version, "sha256": candidate.sha256}})  # fmt: skip
-            return Outcome("loaded", candidate.version)
+            return candidate.version
 
     def _sha256(self) -> str:
         try:
@@ -213,7 +207,3 @@ class Reloader:
         if self.refused is not None:
             entries.append(self.refused)
         return entries
-
-    @property
-    def loaded_at(self) -> datetime:
-        return self.service.current.loaded_at
