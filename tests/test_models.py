@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from app.inference import Classifier, ModelLoadError, forward, read_dense_layers
+from app.inference import ROW_BY_ROW, Classifier, ModelLoadError, forward, read_dense_layers
 from tests.conftest import MODEL
 from training.models import INPUT_NAME, OUTPUT_NAME, PRESETS, Adam, CosineAdamW, Preset
 
@@ -178,6 +178,9 @@ def test_the_service_reads_every_preset_as_keras_computes_it(name: str, tmp_path
     np.testing.assert_allclose(forward(layers, batch), expected, atol=1e-5, rtol=0)
     for row in (0, 20):  # one sparse, digit-like row (the sparse product) and one dense row
         np.testing.assert_allclose(forward(layers, batch[row : row + 1]), expected[row : row + 1], atol=1e-5, rtol=0)
+    for rows in ROW_BY_ROW:  # image by image: sparse and dense rows mixed
+        part = slice(16 - rows // 2, 16 - rows // 2 + rows)
+        np.testing.assert_allclose(forward(layers, batch[part]), expected[part], atol=1e-5, rtol=0)
 
 
 def test_the_cross_check_refuses_a_model_keras_disagrees_with(tmp_path: Path) -> None:
