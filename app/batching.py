@@ -109,15 +109,17 @@ class Batcher:
         return await job.future
 
     async def close(self) -> None:
-        """Stop: queued requests get 503, batches in progress are abandoned, the engines stop."""
+        """Stop: queued requests and those of the batches in progress get 503, then the engines stop."""
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
         while self._jobs:
             _settle(self._jobs.popleft(), error=NotReady("The server is shutting down; retry shortly."))
         self._queued = 0
-        for task in list(self._running):
+        running = list(self._running)
+        for task in running:
             task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)  # out of the engines before they stop
         for engine in self._engines:
             await engine.close()
         self._engines, self._idle = [], []
@@ -174,6 +176,10 @@ class Batcher:
         tasks = [Task([u.data for u in job.uploads], job.mode, job.max_pixels, job.keep_pixels) for job in jobs]
         try:
             evaluation = await engine.evaluate(tasks)
+        except asyncio.CancelledError:  # close(): the batch is abandoned, its requests answered 503
+            for job in jobs:
+                _settle(job, error=NotReady("The server is shutting down; retry shortly."))
+            raise
         except Exception as exc:
             for job in jobs:
                 _settle(job, error=exc)

@@ -401,7 +401,8 @@ class ChildEngine:
         if self._child is None or self._pipes is None or self._pipes.exited.done():
             raise EOFError("the engine process is not running")
         loop = asyncio.get_running_loop()
-        answer = self._pipes.answer = loop.create_future()
+        pipes = self._pipes  # the child's, even if it is stopped (close()) while this waits
+        answer = pipes.answer = loop.create_future()
         stdin = cast(asyncio.WriteTransport, self._child.get_pipe_transport(0))
         stdin.writelines(frame(value))  # buffered by the transport while the child reads
         timer = loop.call_later(timeout_s, _expire, answer, timeout_s)
@@ -409,7 +410,7 @@ class ChildEngine:
             data = await answer
         finally:
             timer.cancel()
-            self._pipes.answer = None
+            pipes.answer = None
         return pickle.loads(data)
 
     async def kill(self) -> None:

@@ -414,3 +414,27 @@ def test_killing_a_child_whose_exit_is_not_yet_reported_is_not_an_error(classifi
         return answered
 
     assert asyncio.run(scenario())
+
+
+def test_closing_mid_batch_stops_the_engines_without_a_retry(
+    classifier: Classifier, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Shutdown (or Ctrl-C in the CLI) while a batch is in an engine: the request gets 503, the engines
+    stop, and no engine is restarted for a batch that was abandoned, not failed."""
+    noise = np.random.default_rng(0).integers(0, 256, (2500, 2500), dtype=np.uint8)
+    slow = encode(Image.fromarray(noise))  # a noise PNG: tens of milliseconds to decode
+
+    async def scenario() -> tuple[BaseException | None, list[int]]:
+        batcher = Batcher(classifier)
+        await batcher.start(processes=1)
+        pids = [engine.pid for engine in batcher._engines]  # type: ignore[attr-defined]
+        request = asyncio.ensure_future(batcher.predict([Upload(slow)] * 8, "mnist", 40_000_000))
+        await asyncio.sleep(0.05)  # in the engine now
+        await batcher.close()
+        outcome = await asyncio.wait_for(asyncio.gather(request, return_exceptions=True), 10)
+        return outcome[0] if isinstance(outcome[0], BaseException) else None, pids
+
+    error, pids = asyncio.run(scenario())
+    assert isinstance(error, NotReady)
+    assert not any(alive(pid) for pid in pids)
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")], caplog.text
