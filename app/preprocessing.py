@@ -1,14 +1,19 @@
 """Image bytes -> the model's input, (1, 784) float32 in [0, 1]. Pure: numpy and Pillow, no web framework.
 
 `mnist` mode turns a real upload (photo, scan, canvas drawing) into an MNIST-style digit in named steps:
-decode -> apply_exif_orientation -> to_gray_and_alpha -> flatten_transparency -> normalise_polarity
--> remove_background -> keep_digit -> crop_to_ink -> thin_strokes -> fit_to_box -> centre_by_mass
--> flatten_and_scale.
+decode -> apply_exif_orientation -> to_gray_and_alpha -> flatten_transparency -> thumbnail
+-> normalise_polarity -> fit_background -> find_digit -> cut_out -> remove_background -> keep_digit
+-> crop_to_ink -> thin_strokes -> fit_to_box -> centre_by_mass -> flatten_and_scale.
+Up to flatten_transparency the image stays a Pillow image at its decoded size (C code, 8 bits). The
+paper's polarity and level and the digit's extent are found on a thumbnail of at most 128 px; the
+steps after that run in float32 on the digit's region only, reduced to at most 128 px (the digit ends
+up 20 px). Images that small already are worked on whole.
 `simple` mode is only: grayscale, resize to 28x28, flatten and scale.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import warnings
@@ -48,7 +53,11 @@ pillow_heif.register_heif_opener()
 SIDE = IMAGE_SHAPE[0]  # MNIST: a 28x28 frame ...
 BOX = 20  # ... with the digit's longer side scaled to 20 px ...
 CENTRE = 14.0  # ... and its centre of mass at pixel (14, 14) (measured on the MNIST test set)
-WORKING_SIDE = 1024  # bigger images are reduced first: the digit ends up 20 px anyway
+DRAFT_SIDE = 1024  # JPEGs over twice this are decoded at a reduced scale, to at least this (see request_draft)
+THUMB_SIDE = 128  # the paper's polarity and level and the digit's extent are found on a thumbnail this big
+WORKING_SIDE = 128  # the digit's region is reduced to this; the digit ends up 20 px anyway
+FIND_SHARE = 0.2  # the digit's extent: the thumbnail's marks brighter than this share of the brightest ...
+FIND_MARGIN, FIND_MARGIN_SHARE = 2, 0.1  # ... with a margin of 2 thumbnail pixels and 10% of that extent
 # Stroke widths relative to the digit's longer side (see thin_strokes). Bold digits are thinned by
 # THIN_SHARE of their excess over TARGET_STROKE, a little under MNIST's 0.10: a marker that fills holes
 # inflates the measured width, so only part of the excess is real. Measured on tools/uploads.py's bold
@@ -83,10 +92,18 @@ def preprocess(data: bytes, mode: Mode = "mnist", max_pixels: int = DEFAULT_MAX_
     if (pixels := as_mnist_digit(image)) is not None:
         return Preprocessed(pixels, notes)
     image = apply_exif_orientation(image, notes)
-    gray, alpha = to_gray_and_alpha(image, WORKING_SIDE)
-    gray = flatten_transparency(gray, alpha, notes)
-    gray = normalise_polarity(gray, notes)
-    return Preprocessed(to_mnist_form(remove_background(gray), notes), notes)
+    gray = flatten_transparency(*to_gray_and_alpha(image), notes)
+    small, scale = thumbnail(gray)
+    small, inverted = normalise_polarity(small, notes)
+    background = fit_background(small)
+    if scale == 1 and max(gray.size) <= WORKING_SIDE:  # small already: the thumbnail is the image, all of it
+        region, work = Region.whole(gray.size), small
+    else:
+        thumb = Region.whole(gray.size, (small.shape[1], small.shape[0]))
+        region = find_digit(small - background.over(thumb), scale, gray.size)
+        work = cut_out(gray, region, inverted)
+    ink = remove_background(work, background.over(region))
+    return Preprocessed(to_mnist_form(ink, notes, region.near), notes)
 
 
 # 1. decode -------------------------------------------------------------------------------------------
@@ -118,15 +135,24 @@ def decode(data: bytes, max_pixels: int, notes: list[str]) -> Image.Image:
         if frames > 1:
             image.seek(0)
             notes.append(f"used the first of {frames} frames")
-        if image.format == "JPEG" and max(image.size) > 2 * WORKING_SIDE:
-            # decode big JPEGs at a reduced scale (DCT scaling): far faster, and they are reduced anyway
-            image.draft("L" if image.mode in ("L", "RGB") else image.mode, (WORKING_SIDE, WORKING_SIDE))
+        request_draft(image)
         image.load()
     except Exception as exc:
         raise InvalidImage(f"The {image.format} file is truncated or corrupt ({_reason(exc)}).") from None
     if image.format == "HEIF" and image.info.get("original_orientation", 1) in (2, 3, 4, 5, 6, 7, 8):
         notes.append(f"applied EXIF orientation {image.info['original_orientation']}")  # pillow-heif did
     return image
+
+
+def request_draft(image: Image.Image) -> None:
+    """Ask a JPEG's decoder for what the steps use: grayscale (the luma it stores) for L and RGB files, and
+    for big ones a reduced scale (DCT scaling) of at least DRAFT_SIDE px on the longer side, more than the
+    digit needs. Far less work than full-size colour. Other images are left as they are."""
+    if image.format == "JPEG" and image.mode in ("L", "RGB"):
+        big = max(image.size) > 2 * DRAFT_SIDE
+        image.draft("L", (DRAFT_SIDE, DRAFT_SIDE) if big else image.size)
+    elif image.format == "JPEG" and max(image.size) > 2 * DRAFT_SIDE:
+        image.draft(image.mode, (DRAFT_SIDE, DRAFT_SIDE))
 
 
 def check_png_chunks(data: bytes) -> None:
@@ -181,8 +207,8 @@ def _unidentified(data: bytes) -> ImageError:
 
 def simple_pixels(image: Image.Image) -> np.ndarray:
     """Grayscale and resize to 28x28, nothing else: (28, 28) uint8 for callers that send MNIST-format images."""
-    gray, _ = to_gray_and_alpha(image, working_side=None)
-    resized = np.asarray(Image.fromarray(gray, "F").resize((SIDE, SIDE), Image.Resampling.BILINEAR))
+    gray, _ = to_gray_and_alpha(image)
+    resized = np.asarray(gray.convert("F").resize((SIDE, SIDE), Image.Resampling.BILINEAR))
     pixels = _to_uint8(resized)
     if int(pixels.max()) == int(pixels.min()):
         raise BlankImage("The image is blank: every pixel has the same value, so there is no digit in it.")
@@ -228,29 +254,20 @@ def apply_exif_orientation(image: Image.Image, notes: list[str]) -> Image.Image:
 # 3. grayscale, transparency ------------------------------------------------------------------------
 
 
-def to_gray_and_alpha(image: Image.Image, working_side: int | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Luminance as float32 (H, W) in [0, 255] (any bit depth or mode) and alpha in [0, 1] or None.
-
-    Images larger than `working_side` are reduced first (area averaging), which also evens out noise.
-    """
-    if working_side and max(image.size) > working_side:
-        scale = working_side / max(image.size)
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        if image.mode not in ("1", "L", "LA", "RGB", "RGBA", "I", "F", "CMYK"):
-            image = image.convert("RGBA" if _has_alpha(image) else "RGB")
-        image = image.resize(size, Image.Resampling.BOX)
+def to_gray_and_alpha(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+    """Luminance as a Pillow image of mode L, or F in [0, 255] for deeper pixels (16/32-bit, float), and
+    alpha (mode L) or None. Pillow's C conversions, at the decoded size."""
     alpha = None
     if _has_alpha(image):
-        rgba = image.convert("RGBA") if image.mode in ("P", "PA", "RGBa", "La") else image
-        alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
-        image = rgba
+        image = image.convert("RGBA") if image.mode in ("P", "PA", "RGBa", "La") else image
+        alpha = image.getchannel("A")
     if image.mode.startswith("I") or image.mode == "F":
-        gray = _high_depth_to_gray(np.asarray(image), image.mode)
-    elif image.mode in ("L", "1"):
-        gray = np.asarray(image.convert("L"), dtype=np.float32)
-    else:
-        gray = np.asarray(image.convert("RGB").convert("L"), dtype=np.float32)
-    return gray, alpha
+        return Image.fromarray(_high_depth_to_gray(np.asarray(image), image.mode), "F"), alpha
+    if image.mode == "L":
+        return image, alpha
+    if image.mode in ("1", "LA", "RGB", "RGBA"):  # RGB(A) to L: the ITU-R 601-2 luma, as via RGB
+        return image.convert("L"), alpha
+    return image.convert("RGB").convert("L"), alpha
 
 
 def _has_alpha(image: Image.Image) -> bool:
@@ -272,38 +289,54 @@ def _high_depth_to_gray(values: np.ndarray, mode: str) -> np.ndarray:
     return np.clip(values, 0, 255).astype(np.float32)
 
 
-def flatten_transparency(gray: np.ndarray, alpha: np.ndarray | None, notes: list[str]) -> np.ndarray:
+def flatten_transparency(gray: Image.Image, alpha: Image.Image | None, notes: list[str]) -> Image.Image:
     """Composite onto the background that makes the visible part readable.
 
     When the visible pixels are a minority they are ink (a canvas drawing): put them on the opposite
     shade. When they are the majority they are paper: fill the transparent rest with the paper's shade.
     """
-    if alpha is None or float(alpha.min()) >= 1.0:
+    if alpha is None:
         return gray
-    visible = alpha > 0.5
-    if not visible.any():
+    opacity = np.asarray(alpha)
+    if int(opacity.min()) == 255:
+        return gray
+    visible = np.count_nonzero(opacity >= 128)  # alpha > 0.5
+    if not visible:
         raise BlankImage("The image is fully transparent, so there is no digit in it.")
-    shade = float(np.average(gray, weights=alpha))
-    if visible.mean() < 0.5:
+    values, weights = np.asarray(gray, dtype=np.float32).ravel(), opacity.ravel().astype(np.float32)
+    if 2 * visible < opacity.size:
+        shade = float(np.dot(values, weights)) / float(weights.sum())
         background = 255.0 if shade < 128 else 0.0
         notes.append(
             f"flattened transparency onto {'white' if background else 'black'} ({'dark' if background else 'light'} ink)"
         )
     else:
-        background = float(np.median(gray[visible]))
+        background = float(np.median(values[weights >= 128]))
         notes.append("filled transparent areas with the background shade")
-    return (gray * alpha + background * (1.0 - alpha)).astype(np.float32)
+    if gray.mode == "L" and background == round(background):  # Pillow's blend, to the nearest level
+        return Image.composite(gray, Image.new("L", gray.size, int(background)), alpha)
+    weights /= 255.0
+    blended = values * weights + background * (1.0 - weights)
+    return Image.fromarray(blended.reshape(opacity.shape).astype(np.float32), "F")
+
+
+def thumbnail(gray: Image.Image, side: int = THUMB_SIDE) -> tuple[np.ndarray, int]:
+    """The image reduced by a whole factor (box averages: Pillow's `reduce`) to at most `side` px, as
+    float32, and the factor: the paper and the digit's extent are found on it."""
+    factor = -(-max(gray.size) // side)
+    return np.asarray(gray.reduce(factor) if factor > 1 else gray, dtype=np.float32), factor
 
 
 # 4. polarity ---------------------------------------------------------------------------------------
 
 
-def normalise_polarity(gray: np.ndarray, notes: list[str]) -> np.ndarray:
-    """Make the digit light on dark, as in MNIST: invert when the image's border (its paper) is light."""
+def normalise_polarity(gray: np.ndarray, notes: list[str]) -> tuple[np.ndarray, bool]:
+    """Make the digit light on dark, as in MNIST: invert when the image's border (its paper) is light.
+    Returns the image and whether it was inverted (the rest of the image is, later, too)."""
     if _median(_border(gray)) > 127.5:
         notes.append("inverted dark-on-light")
-        return 255.0 - gray
-    return gray
+        return 255.0 - gray, True
+    return gray, False
 
 
 def _border(gray: np.ndarray) -> np.ndarray:
@@ -313,7 +346,170 @@ def _border(gray: np.ndarray) -> np.ndarray:
     return np.concatenate([gray[:band].ravel(), gray[-band:].ravel(), gray[:, :band].ravel(), gray[:, -band:].ravel()])
 
 
-# 5. background, crop, scale, centre ----------------------------------------------------------------
+# 5. background, the digit's region -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Region:
+    """A rectangle (left, top, right, bottom) of an image of `full` (width, height) px, sampled at `size`
+    (width, height): the whole image at full size, its thumbnail, or the digit's region reduced."""
+
+    full: tuple[int, int]
+    box: tuple[int, int, int, int]
+    size: tuple[int, int]
+
+    @classmethod
+    def whole(cls, full: tuple[int, int], size: tuple[int, int] | None = None) -> Region:
+        return cls(full, (0, 0, *full), size or full)
+
+    @property
+    def scale(self) -> float:
+        """Full-size pixels per sample."""
+        return max((self.box[2] - self.box[0]) / self.size[0], (self.box[3] - self.box[1]) / self.size[1])
+
+    @property
+    def near(self) -> int:
+        """keep_digit's reach, 1% of the image's longer side (at least 2 samples), in samples."""
+        return max(2, round(0.01 * max(self.full) / self.scale))
+
+    def coordinates(self) -> tuple[np.ndarray, np.ndarray]:
+        """The samples' centres, (h, 1) and (1, w) float32, in -0.5 .. 0.5 from the image's first pixel
+        centre to its last (at full size: np.linspace(-0.5, 0.5, n))."""
+
+        def axis(start: int, stop: int, n: int, full: int) -> np.ndarray:
+            centres = start + (np.arange(n, dtype=np.float32) + 0.5) * ((stop - start) / n) - 0.5
+            return centres / max(full - 1, 1) - 0.5
+
+        left, top, right, bottom = self.box
+        return (
+            axis(top, bottom, self.size[1], self.full[1])[:, np.newaxis],
+            axis(left, right, self.size[0], self.full[0])[np.newaxis, :],
+        )
+
+
+@dataclass(frozen=True)
+class Background:
+    """The paper's level over the image: a quadratic surface in Region.coordinates, clipped to
+    [low, high], or a constant (`coefficients` None, the level in `low`)."""
+
+    coefficients: tuple[float, float, float, float, float, float] | None
+    low: float
+    high: float
+
+    def over(self, region: Region) -> np.ndarray:
+        """The level at each sample of `region`: (h, w) float32."""
+        width, height = region.size
+        if self.coefficients is None:
+            return np.full((height, width), self.low, dtype=np.float32)
+        gy, gx = region.coordinates()
+        c0, c1, c2, c3, c4, c5 = (np.float32(c) for c in self.coefficients)
+        surface = (c0 + c1 * gy + c3 * gy * gy) + (c2 * gx + c4 * gx * gx) + c5 * gy * gx
+        return np.clip(surface, np.float32(self.low), np.float32(self.high))
+
+
+def fit_background(small: np.ndarray) -> Background:
+    """A smooth (quadratic) estimate of the background's level, fitted robustly to dark blocks of the
+    (light-on-dark) thumbnail.
+
+    Uneven light on a photographed page is smooth; ink is not, so blocks whose low percentile sits far
+    above the fit are strokes and are dropped from the fit.
+    """
+    ring = _border(small)
+    if float(ring.max() - ring.min()) <= 2.0:  # an even border (canvas, MNIST-style image): a flat background
+        return Background(None, _median(ring), _median(ring))
+    sh, sw = small.shape
+    n = 8 if min(sh, sw) >= 16 else 1
+    bh, bw = sh // n, sw // n
+    blocks = small[: bh * n, : bw * n].reshape(n, bh, n, bw).transpose(0, 2, 1, 3).reshape(n * n, bh * bw)
+    z = _percentile(blocks, 0.3)
+    design = _design(n, bh * n / sh, bw * n / sw)
+    keep = z <= _exact_median(z)  # start from the darker half of the blocks: background in any sane upload
+    for _ in range(3):
+        coef = _least_squares(design[keep], z[keep])
+        residual = z - design @ coef
+        spread = 1.4826 * _exact_median(np.abs(residual[keep])) + 2.0
+        keep = np.abs(residual) < 2.5 * spread
+    lo, hi = (float(z[keep].min()), float(z[keep].max())) if keep.any() else (float(z.min()), float(z.min()))
+    pad = 0.25 * (hi - lo) + 2.0  # the edges lie beyond the block centres; don't let the fit run wild there
+    fitted = Background(tuple(float(c) for c in coef), lo - pad, hi + pad)  # type: ignore[arg-type]
+    span = fitted.over(Region.whole((17, 17)))  # its range over the image, on a grid
+    if float(span.max() - span.min()) < 2.0:  # even already: keep clean images exactly as they are
+        level = float(np.rint(np.median(z[keep]))) if keep.any() else float(z.min())
+        return Background(None, level, level)
+    return fitted
+
+
+@functools.lru_cache(maxsize=64)
+def _design(n: int, height: float, width: float) -> np.ndarray:
+    """The quadratic surface's terms at the centres of n x n blocks spanning `height` and `width` of the
+    image (shares of it): (n * n, 6) float64 (1, y, x, y^2, x^2, yx), read-only."""
+    centres = (np.arange(n) + 0.5) / n - 0.5
+    py, px = (a.ravel() for a in np.meshgrid(centres * height, centres * width, indexing="ij"))
+    design = np.stack([np.ones_like(py), py, px, py * py, px * px, py * px], axis=1)
+    design.setflags(write=False)
+    return design
+
+
+def _least_squares(design: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The coefficients minimising |design @ c - values|: the normal equations (6 x 6) when they are well
+    posed, else lstsq's minimum-norm solution (few blocks, or blocks on a line)."""
+    if len(values) >= 2 * design.shape[1]:
+        normal = design.T @ design
+        eigenvalues = np.linalg.eigvalsh(normal)  # ascending
+        if eigenvalues[0] > 1e-9 * eigenvalues[-1]:
+            return np.linalg.solve(normal, design.T @ values)
+    return np.linalg.lstsq(design, values, rcond=None)[0]
+
+
+def _percentile(rows: np.ndarray, q: float) -> np.ndarray:
+    """np.percentile(rows, 100 * q, axis=1) (linear interpolation). Sorting the short rows is several
+    times faster than np.partition with two pivots."""
+    at = q * (rows.shape[1] - 1)
+    low = int(at)
+    high = min(low + 1, rows.shape[1] - 1)
+    ordered = np.sort(rows, axis=1)
+    return ordered[:, low] + (at - low) * (ordered[:, high] - ordered[:, low])
+
+
+def _exact_median(values: np.ndarray) -> float:
+    """np.median of a small 1-d array (the mean of the two middle values when their number is even)."""
+    k = values.size // 2
+    if values.size % 2:
+        return float(np.partition(values, k)[k])
+    part = np.partition(values, (k - 1, k))
+    return float(0.5 * (part[k - 1] + part[k]))
+
+
+def find_digit(foreground: np.ndarray, scale: int, full: tuple[int, int]) -> Region:
+    """The digit's region of the image, from its thumbnail's `foreground` (light on dark, the background
+    subtracted; `scale` full-size pixels per thumbnail pixel): the box of the marks brighter than
+    FIND_SHARE of the brightest, with a margin, reduced to at most WORKING_SIDE px."""
+    peak = float(foreground.max())
+    rows = np.flatnonzero((foreground > FIND_SHARE * peak).any(axis=1)) if peak > 0 else np.empty(0, np.intp)
+    if not rows.size:  # nothing stands out: remove_background says so on the whole image
+        left, top, right, bottom = 0, 0, *full
+    else:
+        cols = np.flatnonzero((foreground > FIND_SHARE * peak).any(axis=0))
+        margin = FIND_MARGIN + round(FIND_MARGIN_SHARE * max(rows[-1] - rows[0], cols[-1] - cols[0]))
+        top, bottom = max(0, (rows[0] - margin) * scale), min(full[1], (rows[-1] + 1 + margin) * scale)
+        left, right = max(0, (cols[0] - margin) * scale), min(full[0], (cols[-1] + 1 + margin) * scale)
+    reduce_by = max(1.0, max(right - left, bottom - top) / WORKING_SIDE)
+    size = (max(1, round((right - left) / reduce_by)), max(1, round((bottom - top) / reduce_by)))
+    return Region(full, (int(left), int(top), int(right), int(bottom)), size)
+
+
+def cut_out(gray: Image.Image, region: Region, inverted: bool) -> np.ndarray:
+    """The region of the image at its sampled size (box averages, Pillow's C code), light on dark:
+    (h, w) float32 in [0, 255]."""
+    if region.size == (region.box[2] - region.box[0], region.box[3] - region.box[1]):
+        part = gray.crop(region.box) if region.box != (0, 0, *gray.size) else gray
+    else:
+        part = gray.resize(region.size, Image.Resampling.BOX, box=region.box)
+    values = np.asarray(part, dtype=np.float32)
+    return 255.0 - values if inverted else values
+
+
+# 6. ink: background removed, specks dropped, crop, thin, scale, centre -----------------------------
 
 
 LEVELS = np.arange(-256, 256, dtype=np.float64)  # the integer grey levels a signed image can take
@@ -348,56 +544,18 @@ def _median(values: np.ndarray) -> float:
     return float(np.partition(values, k)[k])
 
 
-def background_surface(gray: np.ndarray) -> np.ndarray:
-    """A smooth (quadratic) estimate of the background's level, fitted robustly to dark blocks.
-
-    Uneven light on a photographed page is smooth; ink is not, so blocks whose low percentile sits far
-    above the fit are strokes and are dropped from the fit.
-    """
-    h, w = gray.shape
-    ring = _border(gray)
-    if float(ring.max() - ring.min()) <= 2.0:  # an even border (canvas, MNIST-style image): a flat background
-        return np.full_like(gray, _median(ring))
-    if max(h, w) > 128:  # the surface is smooth: estimate it from a reduced copy
-        scale = 128 / max(h, w)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        small = np.asarray(Image.fromarray(gray, "F").resize(size, Image.Resampling.BOX))
-    else:
-        small = gray
-    sh, sw = small.shape
-    n = 8 if min(sh, sw) >= 16 else 1
-    bh, bw = sh // n, sw // n
-    blocks = small[: bh * n, : bw * n].reshape(n, bh, n, bw).transpose(0, 2, 1, 3).reshape(n * n, bh * bw)
-    z = np.percentile(blocks, 30, axis=1)
-    centres = (np.arange(n) + 0.5) / n - 0.5
-    py, px = (a.ravel() for a in np.meshgrid(centres * (bh * n / sh), centres * (bw * n / sw), indexing="ij"))
-    # a quadratic surface: light gradients and vignetting; robust to the blocks holding ink
-    design = np.stack([np.ones_like(py), py, px, py * py, px * px, py * px], axis=1)
-    keep = z <= np.median(z)  # start from the darker half of the blocks: background in any sane upload
-    for _ in range(3):
-        coef, *_ = np.linalg.lstsq(design[keep], z[keep], rcond=None)
-        residual = z - design @ coef
-        spread = 1.4826 * float(np.median(np.abs(residual[keep]))) + 2.0
-        keep = np.abs(residual) < 2.5 * spread
-    gy = np.linspace(-0.5, 0.5, h, dtype=np.float32)[:, np.newaxis]
-    gx = np.linspace(-0.5, 0.5, w, dtype=np.float32)[np.newaxis, :]
-    c0, c1, c2, c3, c4, c5 = (np.float32(c) for c in coef)
-    surface = (c0 + c1 * gy + c3 * gy * gy) + (c2 * gx + c4 * gx * gx) + c5 * gy * gx
-    lo, hi = (float(z[keep].min()), float(z[keep].max())) if keep.any() else (float(z.min()), float(z.min()))
-    pad = 0.25 * (hi - lo) + 2.0  # the edges lie beyond the block centres; don't let the fit run wild there
-    surface = np.clip(surface, lo - pad, hi + pad)
-    if float(surface.max() - surface.min()) < 2.0:  # even already: keep clean images exactly as they are
-        surface = np.full_like(surface, np.rint(np.median(z[keep])) if keep.any() else z.min())
-    return np.asarray(surface, dtype=np.float32)
-
-
-def remove_background(gray: np.ndarray) -> np.ndarray:
+def remove_background(gray: np.ndarray, surface: np.ndarray | None = None) -> np.ndarray:
     """Light-on-dark gray -> ink in [0, 255] on a background of exactly 0 (uneven light and noise removed).
 
+    `surface` is the background's level at each pixel (default: fitted to `gray`'s own thumbnail).
     Otsu's threshold splits ink from the rest; the rest's median plus three robust standard deviations
     is the noise floor, cut to 0; the ink's 90th percentile is stretched to 255 (MNIST strokes saturate).
     """
-    foreground = gray - background_surface(gray)
+    if surface is None:
+        image = Image.fromarray(np.ascontiguousarray(gray, dtype=np.float32), "F")
+        small, _ = thumbnail(image)
+        surface = fit_background(small).over(Region.whole(image.size))
+    foreground = gray - surface
     counts = level_histogram(foreground)  # index = level + 256
     positive = counts[256:].copy()
     positive[0] += counts[:256].sum()  # Otsu on the clipped image: below-background counts as background
@@ -418,13 +576,18 @@ def remove_background(gray: np.ndarray) -> np.ndarray:
 
 
 def _neighbours(mask: np.ndarray) -> np.ndarray:
-    """How many of each pixel's 8 neighbours are set."""
-    padded = np.pad(mask, 1).astype(np.uint8)
-    h, w = mask.shape
-    count = np.zeros((h, w), dtype=np.uint8)
-    for dy, dx in ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)):
-        count += padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-    return count
+    """How many of each pixel's 8 neighbours are set: the 3x3 sums (separably) less the pixel itself."""
+    padded = _padded(mask, 1, 1, np.uint8)
+    rows = padded[:-2] + padded[1:-1] + padded[2:]
+    return rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:] - padded[1:-1, 1:-1]
+
+
+def _padded(values: np.ndarray, rows: int, columns: int, dtype: type | None = None) -> np.ndarray:
+    """`values` with `rows` and `columns` of zeros on each side (np.pad's result, without its overhead)."""
+    h, w = values.shape
+    out = np.zeros((h + 2 * rows, w + 2 * columns), dtype=dtype or values.dtype)
+    out[rows : rows + h, columns : columns + w] = values
+    return out
 
 
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -443,21 +606,22 @@ def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
-def to_mnist_form(ink: np.ndarray, notes: list[str]) -> np.ndarray:
+def to_mnist_form(ink: np.ndarray, notes: list[str], near: int | None = None) -> np.ndarray:
     """Light ink on a background of 0, any size -> the digit as MNIST has it, (28, 28) uint8: specks
     dropped, cropped, bold strokes thinned, the longer side fitted to 20 px, centred by mass."""
-    return centre_by_mass(fit_to_box(thin_strokes(crop_to_ink(keep_digit(ink)), notes)))
+    return centre_by_mass(fit_to_box(thin_strokes(crop_to_ink(keep_digit(ink, near)), notes)))
 
 
-def keep_digit(ink: np.ndarray) -> np.ndarray:
+def keep_digit(ink: np.ndarray, near: int | None = None) -> np.ndarray:
     """Zero everything but the strokes: specks (strong pixels with fewer than 2 strong neighbours) and
-    faint noise away from the strokes would otherwise widen the crop and shrink the digit."""
+    faint noise farther than `near` px from the strokes (default: 1% of the longer side, at least 2)
+    would otherwise widen the crop and shrink the digit."""
     strong = ink >= STRONG_INK
     strong &= _neighbours(strong) >= 2
     if not strong.any():
         raise BlankImage("No digit found: the image has only specks, no strokes.")
-    near = _dilate(strong, max(2, round(0.01 * max(ink.shape))))
-    return np.where(near, ink, np.float32(0.0))
+    close = _dilate(strong, near or max(2, round(0.01 * max(ink.shape))))
+    return np.where(close, ink, np.float32(0.0))
 
 
 def crop_to_ink(ink: np.ndarray) -> np.ndarray:
@@ -470,7 +634,7 @@ def crop_to_ink(ink: np.ndarray) -> np.ndarray:
 
 def stroke_width(crop: np.ndarray) -> float:
     """Mean stroke width relative to the digit's longer side: 2 x area / perimeter of the strokes."""
-    mask = np.pad(crop >= 0.5 * 255, 1)  # the strokes touch the crop's edges: those edges count too
+    mask = _padded(crop >= 0.5 * 255, 1, 1)  # the strokes touch the crop's edges: those edges count too
     perimeter = np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
     return 2.0 * np.count_nonzero(mask) / max(int(perimeter), 1) / max(int(crop.shape[0]), int(crop.shape[1]))
 
@@ -479,7 +643,7 @@ def _erode(values: np.ndarray, radius: int) -> np.ndarray:
     """Grey erosion (minimum over a square of side 2 * radius + 1, outside the image counting as 0), separably."""
     out = values
     for _ in range(2):  # rows, then (transposed) columns, then back
-        out = _window_min(np.pad(out, ((radius, radius), (0, 0))), 2 * radius + 1).T
+        out = _window_min(_padded(out, radius, 0), 2 * radius + 1).T
     return out
 
 

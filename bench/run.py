@@ -3,6 +3,8 @@
 Starts each server (one uvicorn worker each, on 127.0.0.1), drives it with wrk (or a Python load
 generator when wrk is missing) and prints req/s, p50 and p99, the ratios the targets are stated in,
 the batch endpoint's images/s, start-up time to /readyz and memory against a bare Keras process.
+Uploads that take every preprocessing step (a 280x280 canvas PNG, a scan-like JPEG, a phone photo and
+a 12 MP phone JPEG) are each measured on the service and on the floor reading the same body.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 from PIL import Image
+
+from tools import uploads
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -68,10 +72,34 @@ def canvas_png(index: int = 0) -> bytes:
     return buffer.getvalue()
 
 
-def multipart(field: str, files: list[bytes]) -> bytes:
+def scan_jpeg(index: int = 0) -> bytes:
+    """The same digit as tools/uploads.py's flatbed scan (a JPEG of a few hundred px, dark ink on paper)."""
+    with np.load(ROOT / "app" / "data" / "mnist-sample.npz") as data:
+        pixels = data["x"][index]
+    return uploads.scan_jpeg(pixels, np.random.default_rng([0, index]))
+
+
+def phone_photo(index: int = 0) -> bytes:
+    """The same digit as tools/uploads.py's phone photo (JPEG, EXIF-rotated, uneven light)."""
+    with np.load(ROOT / "app" / "data" / "mnist-sample.npz") as data:
+        pixels = data["x"][index]
+    return uploads.phone_photo(pixels, np.random.default_rng([1, index]))
+
+
+def phone_12mp(index: int = 0) -> bytes:
+    """The same digit in a 12 MP phone-camera JPEG (4000x3000; bench/soak.py's, under the body cap)."""
+    from bench import soak  # soak imports this module
+
+    with np.load(ROOT / "app" / "data" / "mnist-sample.npz") as data:
+        pixels = data["x"][index]
+    return soak.phone_jpeg(pixels, np.random.default_rng([2, index]))
+
+
+def multipart(field: str, files: list[bytes], media_type: str = "image/png") -> bytes:
+    suffix = media_type.split("/")[-1]
     parts = [
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{field}"; filename="d{i}.png"\r\n'
-        f"Content-Type: image/png\r\n\r\n".encode()
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{field}"; filename="d{i}.{suffix}"\r\n'
+        f"Content-Type: {media_type}\r\n\r\n".encode()
         + data
         + b"\r\n"
         for i, data in enumerate(files)
@@ -222,15 +250,29 @@ def main(argv: list[str] | None = None) -> int:
               f"p99 {result.p99_ms:7.2f} ms   non-2xx {result.errors}", flush=True)  # fmt: skip
         return result
 
+    # uploads that take every preprocessing step (not MNIST's form), each also sent to the floor
+    uploads_bodies = {
+        "280x280 canvas PNG": multipart("file", [canvas_png()]),
+        "scan-like JPEG": multipart("file", [scan_jpeg()], "image/jpeg"),
+        "phone photo JPEG": multipart("file", [phone_photo()], "image/jpeg"),
+        "12 MP phone JPEG": multipart("file", [phone_12mp()], "image/jpeg"),
+    }
     print(f"load: {args.connections} connections, {args.seconds} s each, {'wrk' if shutil.which('wrk') else 'python'}")
     floor = Server("floor (bench/floor.py)", [*uvicorn, "bench.floor:app"], "/docs")
     floor_load = measure(floor, "/v1/predict", single)
+    floor_uploads: dict[str, Load] = {}
+    for name, body in uploads_bodies.items():
+        floor.name = f"floor, {name}"
+        floor_uploads[name] = measure(floor, "/v1/predict", body)
     floor.stop()
 
     service = Server("service /v1/predict", [PYTHON, "-m", "app"], "/readyz", {"MNIST_LOG_LEVEL": "warning"})
     service_load = measure(service, "/v1/predict", single)
-    service.name = "service, 280x280 canvas PNG"
-    canvas_load = measure(service, "/v1/predict", multipart("file", [canvas_png()]))
+    service_uploads: dict[str, Load] = {}
+    for name, body in uploads_bodies.items():
+        service.name = f"service, {name}"
+        service_uploads[name] = measure(service, "/v1/predict", body)
+    canvas_load = service_uploads["280x280 canvas PNG"]
     service.name = "service /v1/predict/batch"
     batch_load = measure(service, "/v1/predict/batch", batch)
     service_rss = service.rss_mib()
@@ -257,6 +299,11 @@ def main(argv: list[str] | None = None) -> int:
         f"start-up (median of 3): service {service_ready:.2f} s to /readyz, bare Keras import + load {bare_seconds:.2f} s"
     )
     print(f"memory: service {service_rss:.0f} MiB RSS after load, bare Keras process {bare_rss:.0f} MiB")
+    print("\nuploads taking every preprocessing step: service req/s against the floor's for the same body")
+    for name in uploads_bodies:
+        ours, theirs = service_uploads[name].requests_per_s, floor_uploads[name].requests_per_s
+        size = len(uploads_bodies[name]) / 1024
+        print(f"  {name:<20} {size:>7.0f} KiB   service {ours:>8.1f}   floor {theirs:>8.1f}   {ours / theirs:5.3f}x")
     print("\nratio                                   measured   target")
     failed = 0
     for name, (value, target) in figures.items():
@@ -267,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         results = {
             "floor": floor_load.__dict__, "service": service_load.__dict__, "batch": batch_load.__dict__,
-            "tutorial": tutorial_load.__dict__, "canvas": canvas_load.__dict__, "service_ready_s": service_ready, "bare_keras_s": bare_seconds,
+            "tutorial": tutorial_load.__dict__, "canvas": canvas_load.__dict__,
+            "uploads": {name: {"service": service_uploads[name].__dict__, "floor": floor_uploads[name].__dict__} for name in uploads_bodies},
+            "service_ready_s": service_ready, "bare_keras_s": bare_seconds,
             "service_rss_mib": service_rss, "bare_rss_mib": bare_rss,
             "ratios": {k: v[0] for k, v in figures.items()},
         }  # fmt: skip

@@ -29,6 +29,12 @@ def bar(height: int = 60, width: int = 40) -> np.ndarray:
     return pixels
 
 
+def gray_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """to_gray_and_alpha's images as arrays: luminance in [0, 255] and alpha in [0, 1] (float32)."""
+    gray, alpha = P.to_gray_and_alpha(image)
+    return np.asarray(gray, np.float32), None if alpha is None else np.asarray(alpha, np.float32) / 255
+
+
 # 1. decode ------------------------------------------------------------------------------------------
 
 
@@ -42,14 +48,14 @@ def test_decode_formats_and_modes_keep_the_shape(fmt: str, mode: str) -> None:
     source = Image.fromarray(bar())
     image = source.convert(mode) if mode != "I;16" else Image.fromarray(bar().astype(np.uint16) * 257)
     decoded = P.decode(encode(image, fmt), P.DEFAULT_MAX_PIXELS, [])
-    gray, _ = P.to_gray_and_alpha(decoded, None)
+    gray, _ = gray_and_alpha(decoded)
     assert gray.shape == (60, 40)
     assert gray[30, 12] > 200 and gray[5, 5] < 50, "the bar is bright and the background dark, at any bit depth"
 
 
 def test_sixteen_bit_is_scaled_not_clipped() -> None:
     values = np.full((20, 20), 30000, dtype=np.uint16)
-    gray, _ = P.to_gray_and_alpha(Image.fromarray(values), None)
+    gray, _ = gray_and_alpha(Image.fromarray(values))
     assert gray[0, 0] == pytest.approx(30000 / 257, abs=0.5)
 
 
@@ -58,14 +64,14 @@ def test_animated_gif_uses_the_first_frame() -> None:
     third = Image.fromarray(np.roll(bar(), 5, axis=1))
     data = encode(first, "GIF", save_all=True, append_images=[second, third])
     notes: list[str] = []
-    gray, _ = P.to_gray_and_alpha(P.decode(data, P.DEFAULT_MAX_PIXELS, notes), None)
+    gray, _ = gray_and_alpha(P.decode(data, P.DEFAULT_MAX_PIXELS, notes))
     assert gray[30, 12] > 200 and notes == ["used the first of 3 frames"]
 
 
 def test_multipage_tiff_uses_the_first_page() -> None:
     data = encode(Image.fromarray(bar()), "TIFF", save_all=True, append_images=[Image.fromarray(255 - bar())])
     notes: list[str] = []
-    gray, _ = P.to_gray_and_alpha(P.decode(data, P.DEFAULT_MAX_PIXELS, notes), None)
+    gray, _ = gray_and_alpha(P.decode(data, P.DEFAULT_MAX_PIXELS, notes))
     assert gray[30, 12] > 200 and "first of 2" in notes[0]
 
 
@@ -107,7 +113,7 @@ def test_exif_orientation_makes_the_photo_upright(orientation: int, stored: Imag
     data = encode(upright.transpose(stored), "JPEG", quality=95, exif=exif.tobytes())
     notes: list[str] = []
     image = P.apply_exif_orientation(P.decode(data, P.DEFAULT_MAX_PIXELS, []), notes)
-    gray, _ = P.to_gray_and_alpha(image, None)
+    gray, _ = gray_and_alpha(image)
     assert gray.shape == (60, 40)
     assert gray[30, 12] > 150 and gray[47, 28] > 150 and gray[12, 28] < 60, "the L stands upright, foot to the right"
     assert notes == [f"applied EXIF orientation {orientation}"]
@@ -116,27 +122,35 @@ def test_exif_orientation_makes_the_photo_upright(orientation: int, stored: Imag
 # 3. transparency ------------------------------------------------------------------------------------
 
 
-def canvas(ink_rgb: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+def canvas(ink_rgb: tuple[int, int, int]) -> tuple[Image.Image, Image.Image | None]:
     rgba = np.zeros((60, 40, 4), dtype=np.uint8)  # transparent pixels are RGB 0, as a canvas exports them
     rgba[..., :3] = ink_rgb
     rgba[..., 3] = bar()
-    return P.to_gray_and_alpha(Image.fromarray(rgba, "RGBA"), None)
+    return P.to_gray_and_alpha(Image.fromarray(rgba, "RGBA"))
 
 
 def test_dark_ink_on_transparent_goes_onto_white() -> None:
     notes: list[str] = []
-    gray = P.flatten_transparency(*canvas((0, 0, 0)), notes)
+    gray = np.asarray(P.flatten_transparency(*canvas((0, 0, 0)), notes))
     assert gray[5, 5] == 255 and gray[30, 12] == 0 and "onto white" in notes[0]
 
 
 def test_light_ink_on_transparent_goes_onto_black() -> None:
     notes: list[str] = []
-    gray = P.flatten_transparency(*canvas((255, 255, 255)), notes)
+    gray = np.asarray(P.flatten_transparency(*canvas((255, 255, 255)), notes))
     assert gray[5, 5] == 0 and gray[30, 12] == 255 and "onto black" in notes[0]
 
 
+def test_half_transparent_ink_is_blended_onto_the_background() -> None:
+    rgba = np.zeros((60, 40, 4), dtype=np.uint8)
+    rgba[..., 3] = bar()
+    rgba[20:30, 10:16, 3] = 128  # black ink at half opacity there: halfway between black and the white background
+    gray = np.asarray(P.flatten_transparency(*P.to_gray_and_alpha(Image.fromarray(rgba, "RGBA")), []))
+    assert abs(int(gray[25, 12]) - 127) <= 1 and gray[40, 12] == 0 and gray[5, 5] == 255
+
+
 def test_fully_transparent_is_blank() -> None:
-    gray, alpha = P.to_gray_and_alpha(Image.new("RGBA", (20, 20)), None)
+    gray, alpha = P.to_gray_and_alpha(Image.new("RGBA", (20, 20)))
     with pytest.raises(P.BlankImage):
         P.flatten_transparency(gray, alpha, [])
 
@@ -144,7 +158,7 @@ def test_fully_transparent_is_blank() -> None:
 def test_palette_transparency_is_honoured() -> None:
     image = Image.fromarray(bar()).convert("P")
     image.info["transparency"] = 0
-    _, alpha = P.to_gray_and_alpha(image, None)
+    _, alpha = gray_and_alpha(image)
     assert alpha is not None and alpha[5, 5] == 0 and alpha[30, 12] == 1
 
 
@@ -154,13 +168,65 @@ def test_palette_transparency_is_honoured() -> None:
 def test_dark_on_light_is_inverted_and_light_on_dark_kept() -> None:
     light_on_dark = bar().astype(np.float32)
     notes: list[str] = []
-    np.testing.assert_array_equal(P.normalise_polarity(light_on_dark, notes), light_on_dark)
-    assert notes == []
-    np.testing.assert_array_equal(P.normalise_polarity(255 - light_on_dark, notes), light_on_dark)
-    assert notes == ["inverted dark-on-light"]
+    kept, inverted = P.normalise_polarity(light_on_dark, notes)
+    np.testing.assert_array_equal(kept, light_on_dark)
+    assert notes == [] and not inverted
+    flipped, inverted = P.normalise_polarity(255 - light_on_dark, notes)
+    np.testing.assert_array_equal(flipped, light_on_dark)
+    assert notes == ["inverted dark-on-light"] and inverted
 
 
-# 5. background, crop, box, centre -------------------------------------------------------------------
+# 5. thumbnail, background, the digit's region -------------------------------------------------------
+
+
+def test_thumbnail_reduces_by_a_whole_factor_keeping_the_levels() -> None:
+    image = Image.fromarray(np.tile(np.array([[40, 200]], np.uint8), (600, 500)))  # 1000x600, columns 40/200
+    small, scale = P.thumbnail(image)
+    assert scale == 8 and small.shape == (75, 125) and small.dtype == np.float32
+    assert abs(float(small.mean()) - 120.0) < 0.5 and float(np.ptp(small)) < 1, "box averages"
+    same, one = P.thumbnail(Image.fromarray(bar()))
+    assert one == 1 and np.array_equal(same, bar())
+
+
+def test_the_background_is_the_same_surface_over_any_region() -> None:
+    h, w = 300, 240
+    y, x = np.mgrid[0:h, 0:w]
+    gray = (60 + 80 * x / w + 40 * ((y / h - 0.5) ** 2)).astype(np.float32)
+    small, _ = P.thumbnail(Image.fromarray(gray, "F"))
+    background = P.fit_background(small)
+    whole = background.over(P.Region.whole((w, h)))
+    assert np.abs(whole - gray).max() < 3, "the quadratic fits the uneven light"
+    part = background.over(P.Region((w, h), (50, 100, 150, 220), (100, 120)))
+    np.testing.assert_allclose(part, whole[100:220, 50:150], atol=1e-3)
+    flat = P.fit_background(np.full((50, 60), 17.0, np.float32))
+    assert flat.coefficients is None and np.all(flat.over(P.Region.whole((8, 9))) == 17)
+
+
+def test_find_digit_boxes_the_marks_with_a_margin_at_the_working_side() -> None:
+    foreground = np.zeros((100, 125), np.float32)  # a thumbnail at 8 px a pixel of a 1000x800 image
+    foreground[40:60, 70:80] = 200.0  # the digit
+    foreground[10, 10] = 30.0  # faint noise, under a fifth of the digit's brightness
+    region = P.find_digit(foreground, 8, (1000, 800))
+    left, top, right, bottom = region.box
+    assert left <= 70 * 8 and right >= 80 * 8 and top <= 40 * 8 and bottom >= 60 * 8, "the digit is in"
+    assert right - left < 25 * 8 and bottom - top < 35 * 8, "the noise and the rest of the page are not"
+    assert max(region.size) == P.WORKING_SIDE
+    blank = P.find_digit(np.zeros((100, 125), np.float32), 8, (1000, 800))
+    assert blank.box == (0, 0, 1000, 800), "nothing stands out: the whole image"
+
+
+def test_cut_out_reduces_the_region_and_applies_the_polarity() -> None:
+    pixels = np.full((400, 600), 200, np.uint8)
+    pixels[100:300, 250:290] = 20  # a dark bar on light paper
+    region = P.Region((600, 400), (200, 50, 400, 350), (86, 128))
+    work = P.cut_out(Image.fromarray(pixels), region, inverted=True)
+    assert work.shape == (128, 86) and work.dtype == np.float32
+    assert work[64, 30] == pytest.approx(235, abs=1) and work[5, 5] == pytest.approx(55, abs=1)  # bar at x 250-290
+    whole = P.cut_out(Image.fromarray(pixels), P.Region.whole((600, 400)), inverted=False)
+    assert np.array_equal(whole, pixels)
+
+
+# 6. ink: background, crop, box, centre --------------------------------------------------------------
 
 
 def test_uneven_light_is_removed() -> None:

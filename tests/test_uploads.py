@@ -32,7 +32,9 @@ EXPECTED: dict[str, tuple[str, set[str]]] = {
     "jpeg_cmyk": ("JPEG", {"CMYK"}),
     "png_la": ("PNG", {"LA"}),
     "png_rgba_white_ink": ("PNG", {"RGBA"}),
+    "phone_heic": ("HEIF", {"RGB"}),
 }
+PHOTOS = ("phone_photo", "phone_heic")  # under uneven light
 
 
 def sample_digits() -> np.ndarray:
@@ -135,7 +137,7 @@ def test_shows_the_digit(kind: str, digits: np.ndarray) -> None:
     """Seen as a viewer shows it, the upload's ink has the digit's shape (the bold digits a bolder one)."""
     truth = [outline(d.astype(np.float32) / 255) for d in digits]
     scores = [
-        similarity(outline(seen_ink(data, uneven_light=kind == "phone_photo")), t)
+        similarity(outline(seen_ink(data, uneven_light=kind in PHOTOS)), t)
         for data, t in zip(uploads(kind), truth, strict=True)
     ]
     floor = 0.5 if kind == "thick_small" else 0.7
@@ -170,8 +172,21 @@ def test_phone_photos_are_stored_rotated_with_an_exif_orientation(digits: np.nda
     assert seen == {3, 6, 8}
 
 
-def test_phone_photos_are_colour_under_uneven_light(digits: np.ndarray) -> None:
-    for data in uploads("phone_photo", 0, 6):
+def test_heic_photos_are_stored_rotated_on_some(digits: np.ndarray) -> None:
+    orientations = []
+    for seed in range(12):
+        index = ASYMMETRIC[seed % 3]
+        data = make_upload("phone_heic", digits[index], np.random.default_rng(seed))
+        image = Image.open(io.BytesIO(data))  # pillow-heif turns the pixels upright as it opens them
+        orientations.append(image.info.get("original_orientation") or 1)
+        assert image.format == "HEIF" and image.height > image.width, "upright, a portrait photo"
+        assert np.argmax(rotations_similarity(data, digits[index])) == 0
+    assert 1 in orientations and set(orientations) - {1} <= {3, 6, 8} and set(orientations) != {1}
+
+
+@pytest.mark.parametrize("kind", PHOTOS)
+def test_phone_photos_are_colour_under_uneven_light(kind: str, digits: np.ndarray) -> None:
+    for data in uploads(kind, 0, 6):
         rgb = np.asarray(viewed(data), dtype=np.float32)
         paper = rgb[seen_ink(data, uneven_light=True) < 0.2]
         assert np.ptp(paper.mean(axis=0)) > 4, "tinted paper, not grey"

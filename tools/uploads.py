@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageFilter, ImageOps
 
 UploadMaker = Callable[[np.ndarray, np.random.Generator], bytes]
@@ -34,6 +35,8 @@ PEN_COLOURS = (  # what people pick in drawing apps: blue, red, green, purple, o
     (230, 110, 0),
     (0, 128, 128),
 )
+# HEIC (phone_heic) is read and written through pillow-heif's Pillow plugin, as the service reads it
+pillow_heif.register_heif_opener()
 
 
 # ---- building blocks: arrays are float32, grey levels in [0, 255] or coverage in [0, 1] ----
@@ -165,9 +168,8 @@ def scan_jpeg(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     return encode(image, "JPEG", quality=int(rng.integers(50, 86)), dpi=(dpi, dpi))
 
 
-def phone_photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
-    """A phone photo of a digit on paper: tinted paper under uneven light, blur, sensor noise, JPEG, with the
-    pixels stored rotated and an EXIF Orientation tag (3, 6 or 8) that turns them upright, as phones do."""
+def _photo(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A phone camera's picture of a digit on paper, upright: (H, W, 3) uint8, a portrait 3:4 frame."""
     side = int(rng.integers(160, 320))
     height = round(side * rng.uniform(1.8, 2.4))
     width = round(height * 0.75)  # held upright: a portrait 3:4 frame
@@ -180,12 +182,34 @@ def phone_photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
     rgb = shade[..., None] * light[..., None] * tint
     blurred = Image.fromarray(to_uint8(rgb)).filter(ImageFilter.GaussianBlur(rng.uniform(0.7, 1.6)))
     noisy = np.asarray(blurred, dtype=np.float32) + rng.normal(0, rng.uniform(2, 5), rgb.shape).astype(np.float32)
-    orientation = int(rng.choice([3, 6, 8]))
-    stored = Image.fromarray(to_uint8(noisy)).transpose(STORED_FOR[orientation])
+    return to_uint8(noisy)
+
+
+def _phone_exif(orientation: int) -> bytes:
     exif = Image.Exif()
     exif[ORIENTATION] = orientation
     exif[0x010F], exif[0x0110] = "Google", "Pixel 7"  # Make, Model
-    return encode(stored, "JPEG", quality=int(rng.integers(75, 93)), exif=exif.tobytes())
+    return exif.tobytes()
+
+
+def phone_photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    """A phone photo of a digit on paper: tinted paper under uneven light, blur, sensor noise, JPEG, with the
+    pixels stored rotated and an EXIF Orientation tag (3, 6 or 8) that turns them upright, as phones do."""
+    upright = Image.fromarray(_photo(digit, rng))
+    orientation = int(rng.choice([3, 6, 8]))
+    stored = upright.transpose(STORED_FOR[orientation])
+    return encode(stored, "JPEG", quality=int(rng.integers(75, 93)), exif=_phone_exif(orientation))
+
+
+def phone_heic(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    """The same phone photo as an iPhone saves it: HEIC (pillow-heif), stored upright or, in about half of
+    them, rotated with an EXIF Orientation tag (3, 6 or 8) that turns it upright."""
+    upright = Image.fromarray(_photo(digit, rng))
+    orientation = int(rng.choice([1, 1, 1, 3, 6, 8]))
+    stored = upright if orientation == 1 else upright.transpose(STORED_FOR[orientation])
+    # x265's ultrafast preset: the same kind of HEVC stream for the decoder, at an eighth of the encoding time
+    options = {"quality": int(rng.integers(60, 91)), "enc_params": {"preset": "ultrafast"}}
+    return encode(stored, "HEIF", exif=_phone_exif(orientation), **options)
 
 
 def _canvas(digit: np.ndarray, rng: np.random.Generator, colour: Sequence[float], white: bool) -> bytes:
@@ -319,6 +343,7 @@ KINDS: dict[str, UploadMaker] = {
     "jpeg_cmyk": jpeg_cmyk,
     "png_la": png_la,
     "png_rgba_white_ink": png_rgba_white_ink,
+    "phone_heic": phone_heic,  # last: the seeds of the kinds above are their index in this dict
 }
 
 

@@ -1,0 +1,92 @@
+"""`make bench-preprocess`: the time of `preprocess` against Pillow's decode of the same files, per upload kind.
+
+    python -m bench.preprocess                       # 80 files of each kind, 6 12 MP JPEGs, best of 3
+    python -m bench.preprocess --files 40 --kind scan_jpeg --kind 12mp_jpeg
+
+For each kind of tools/uploads.py (made from the committed sample's digits, seeded as `make accuracy`
+seeds them) and for 12 MP phone JPEGs (bench/soak.py's), in one process and one run: the mean time per
+file of `preprocess(data)` (mnist mode, everything from the bytes to the 28x28 digit) and of Pillow
+decoding the same bytes to the size the pipeline decodes them at (the draft, a reduced DCT scale, that
+`preprocess` asks for a JPEG; the full size for the rest). Each figure is the best of `--repeats` passes
+over the files, the two timed in alternation. The target (issue 15): preprocess <= 1.5x decode for every
+kind; exit status 1 when one misses it. MNIST-form 28x28 uploads are exempt (they skip the steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import time
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image
+
+from app import preprocessing as P
+from bench.soak import phone_jpeg
+from tools.uploads import KINDS, SAMPLE, make_upload
+
+TARGET = 1.5
+BIG = "12mp_jpeg"  # 4000x3000 phone-camera JPEGs
+
+
+def uploads(kind: str, n: int, seed: int) -> list[bytes]:
+    """`n` files of `kind`, from the committed sample's digits."""
+    with np.load(SAMPLE) as sample:
+        digits = sample["x"]
+    if kind == BIG:
+        rng = np.random.default_rng([seed, len(KINDS)])
+        return [phone_jpeg(digits[i % len(digits)], rng) for i in range(n)]
+    index = list(KINDS).index(kind)
+    return [make_upload(kind, digits[i % len(digits)], np.random.default_rng([seed, index, i])) for i in range(n)]
+
+
+def pillow_decode(data: bytes) -> None:
+    """Pillow's decode of `data` to the size `preprocess` decodes it at: the first frame, pixels loaded."""
+    with Image.open(io.BytesIO(data)) as image:
+        P.request_draft(image)
+        image.load()
+
+
+def pipeline(data: bytes) -> None:
+    P.preprocess(data)
+
+
+def mean_ms(work: Callable[[bytes], None], files: list[bytes]) -> float:
+    started = time.perf_counter()
+    for data in files:
+        work(data)
+    return (time.perf_counter() - started) * 1000 / len(files)
+
+
+def measure(files: list[bytes], repeats: int) -> tuple[float, float]:
+    """(preprocess ms, decode ms) per file, each the best of `repeats` passes, alternating."""
+    pipeline(files[0])  # warm-up: imports, plugin loading, caches
+    pillow_decode(files[0])
+    runs = [(mean_ms(pipeline, files), mean_ms(pillow_decode, files)) for _ in range(repeats)]
+    return min(r[0] for r in runs), min(r[1] for r in runs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.preprocess", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=80, help="files per kind (default: %(default)s)")
+    parser.add_argument("--big-files", type=int, default=6, help="12 MP JPEGs (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=3, help="passes; the best counts (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the uploads (default: %(default)s)")
+    parser.add_argument("--kind", action="append", choices=[*KINDS, BIG], help="only this kind (repeatable)")
+    args = parser.parse_args(argv)
+    kinds = args.kind or [*KINDS, BIG]
+    print(f"{args.files} files a kind ({args.big_files} for {BIG}), best of {args.repeats}, in-process")
+    print(f"{'kind':<20} {'preprocess':>11} {'decode':>9} {'ratio':>6}  target <= {TARGET}x")
+    missed = 0
+    for kind in kinds:
+        files = uploads(kind, args.big_files if kind == BIG else args.files, args.seed)
+        pre, dec = measure(files, args.repeats)
+        ratio = pre / dec
+        missed += ratio > TARGET
+        print(f"{kind:<20} {pre:>8.3f} ms {dec:>6.3f} ms {ratio:>5.2f}x  {'ok' if ratio <= TARGET else 'MISSED'}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
