@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 PRESET ?= default
 TRAIN_ARGS ?=
 
-.PHONY: venv serve test browser-test train evaluate accuracy lint format bench soak fuzz chaos decode-cpu docker-smoke k8s-smoke clean
+.PHONY: venv serve test browser-test train evaluate accuracy lint format bench bench-cli bench-preprocess soak fuzz chaos decode-cpu docker-smoke k8s-smoke clean
 
 venv: $(VENV)/.installed-dev
 
@@ -38,6 +38,12 @@ accuracy: venv  ## accuracy on realistic uploads of each kind vs the raw digits 
 bench: venv  ## the service vs the HTTP floor and the tutorial code: req/s, p50/p99, ratios, start-up, memory
 	@command -v wrk >/dev/null || (apt-get install -y -qq wrk >/dev/null 2>&1 || echo "wrk unavailable: bench uses its Python load generator")
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-cli: venv  ## `mnist-service predict` on 10,000 realistic uploads in-process vs --url to a local server: files/s, ratio, same digits (BENCH_CLI_ARGS="--n 2000")
+	$(BIN)/python -m bench.cli $(BENCH_CLI_ARGS)
+
+bench-preprocess: venv  ## in-process, per upload kind and for 12 MP JPEGs: preprocess vs Pillow's decode of the same files (ms, ratio)
+	$(BIN)/python -m bench.preprocess $(BENCH_PREPROCESS_ARGS)
 
 soak: venv  ## SOAK_SECONDS (600) at 16 clients of valid and hostile uploads (127.0.0.1): 5xx, failures, RSS per process, curve in artifacts/soak/
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)

@@ -1,6 +1,7 @@
 """The mnist-service web app. Imports run one way, top to bottom; importing it changes nothing.
 
 main.py          create_app(settings, classifier) and the lifespan: wiring only
+cli/             `mnist-service`: predict (in-process over the engines, or --url), serve, train
 config.py        Settings, from MNIST_* environment variables
 contract.py      the model's name, input (28x28 -> 784 floats in [0, 1]) and output; the file hash
 errors.py        ServiceError: one base error with a status and a code (pure; rendered in handlers.py)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -81,6 +82,22 @@ class ServerURL(str):
     pid: int
 
 
+def wait_ready(process: subprocess.Popen[Any], url: str, timeout: float = 90.0) -> None:
+    """Return once `url`/readyz answers 200; RuntimeError if `process` exits first or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with status {process.returncode} before it was ready")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server was not ready within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
 @contextmanager
 def running_server(env: dict[str, str] | None = None, ready_timeout: float = 90.0) -> Iterator[ServerURL]:
     """`python -m app` on 127.0.0.1:<free port>; yields its base URL (with `.pid`) once /readyz answers 200."""
@@ -90,18 +107,7 @@ def running_server(env: dict[str, str] | None = None, ready_timeout: float = 90.
     url = ServerURL(f"http://127.0.0.1:{port}")
     url.pid = process.pid
     try:
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited with status {process.returncode} before it was ready")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the server was not ready within {ready_timeout:.0f} s")
-            time.sleep(0.1)
+        wait_ready(process, url, ready_timeout)
         yield url
     finally:
         process.terminate()

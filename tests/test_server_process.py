@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, SEVEN, free_port, load_sample, running_server
+from tests.conftest import ROOT, SEVEN, free_port, load_sample, running_server, wait_ready
 
 
 def run_app(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
@@ -98,12 +98,7 @@ def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
         [sys.executable, "-m", "app"], cwd=ROOT, env={**os.environ, "PORT": str(port)},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    for _ in range(600):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    wait_ready(process, f"http://127.0.0.1:{port}")
     process.terminate()
     output, _ = process.communicate(timeout=30)
     # uvicorn finishes its graceful shutdown, then re-raises the signal it caught: exit 0 or -SIGTERM

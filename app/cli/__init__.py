@@ -1,0 +1,13 @@
+"""`mnist-service`, the command line: the digits in image files, folders and globs (in-process on every
+core, or with a running service), and the server and the training run.
+
+commands.py  the Typer app: predict, serve, train; exit statuses
+files.py     the files that paths, folders and globs name
+local.py     predict in-process: the server's batcher and engine processes, without the server
+remote.py    predict --url: httpx, concurrent batch requests, retries on 503
+outcomes.py  each file's answer or refusal, in order, as a table, JSON lines or CSV; the progress bar
+"""
+
+from app.cli.commands import cli, main
+
+__all__ = ["cli", "main"]

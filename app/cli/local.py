@@ -1,0 +1,95 @@
+"""`mnist-service predict` in-process: the server's batcher and engine processes (app/batching.py,
+app/engine.py) without the server. Every file is a job of its own, so one bad file is refused alone;
+the batcher gathers the jobs into batches for the engines, one per core, and a file that crashes or
+hangs a decoder costs an engine process, as in the server, never this one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from app.batching import Batcher, Upload
+from app.cli.outcomes import OPTIONAL, Answer, Outcome, Refusal
+from app.config import Settings
+from app.errors import PayloadTooLarge, ServiceError
+from app.inference import Classifier
+from app.preprocessing import Mode
+
+IN_FLIGHT_BATCHES = 2  # per engine: the next batch is queued while one is evaluated
+# On Ctrl-C, how long the batches already given to the engines may take to finish (their answers are
+# printed) before they are abandoned: Batcher.close() then refuses their files with 503.
+DRAIN_S = 2.0
+DRAIN_POLL_S = 0.01
+
+
+async def predict_files(
+    files: list[Path], mode: Mode, processes: int, settings: Settings, report: Callable[[int, Outcome], None]
+) -> None:
+    """Classify each file; `report(index, outcome)` as each is known (in any order). Raises
+    ModelLoadError before any file is read when the model cannot be served."""
+    classifier = Classifier.load(settings.model_path, settings.verify_model_sha256)
+    batcher = Batcher(classifier, settings.batch_max_size)
+    try:
+        await batcher.start(processes, settings.engine_timeout_s)
+        window = asyncio.Semaphore(max(1, processes) * settings.batch_max_size * IN_FLIGHT_BATCHES)
+
+        async def one(index: int, path: Path) -> None:
+            try:
+                report(index, await _classify(batcher, path, mode, settings))
+            finally:
+                window.release()
+
+        async with asyncio.TaskGroup() as group:
+            for index, path in enumerate(files):
+                await window.acquire()
+                group.create_task(one(index, path))
+    finally:
+        await drain_and_close(batcher)
+
+
+async def _classify(batcher: Batcher, path: Path, mode: Mode, settings: Settings) -> Outcome:
+    name = str(path)
+    try:
+        data = read_file(path, settings.max_batch_body_bytes)
+        result = (await batcher.predict([Upload(data, name)], mode, settings.max_pixels))[0]
+    except OSError as exc:
+        return Refusal(name, "unreadable", f"cannot read the file: {exc.strerror or exc}.")
+    except ServiceError as exc:  # an ImageError; NotReady if the engines can't be restarted
+        return Refusal(name, exc.code, exc.detail)
+    except Exception as exc:  # preprocessing failed unexpectedly: a bug, reported as the server answers 500
+        return Refusal(name, "internal_error", str(exc))
+    prediction = {
+        "digit": int(result.probabilities.argmax()),
+        "confidence": float(result.probabilities.max()),
+        "probabilities": result.probabilities.tolist(),
+        "preprocess": mode,
+        "notes": result.notes,
+        "model_version": result.version,
+    }
+    for field in OPTIONAL:  # once the engines' results have them
+        if (value := getattr(result, field, None)) is not None:
+            prediction[field] = value.item() if hasattr(value, "item") else value  # a numpy scalar
+    return Answer(name, prediction)
+
+
+def read_file(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes; PayloadTooLarge beyond `max_bytes`, the most a batch request of the service
+    may hold, so that a file too big for `--url` is too big here too."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise PayloadTooLarge(
+            f"The file is {size} bytes; the service accepts at most {max_bytes} (MNIST_MAX_BATCH_BODY_BYTES)."
+        )
+    return path.read_bytes()
+
+
+async def drain_and_close(batcher: Batcher) -> None:
+    """Stop the engines once the batches in progress are done, or after DRAIN_S (as a retired
+    Deployment is closed in app/service.py). A second Ctrl-C stops at once: the engines then exit at
+    the end of their input, when this process does."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DRAIN_S
+    while batcher.busy and loop.time() < deadline:
+        await asyncio.sleep(DRAIN_POLL_S)
+    await batcher.close()

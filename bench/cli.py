@@ -1,0 +1,151 @@
+"""`mnist-service predict` on a folder of realistic uploads, in-process against `--url` with a local
+`python -m app` (what `make serve` runs) on the same cores: files/s of each, the ratio (issue 15's goal:
+in-process at least 1.5x), and a check that both gave the same digit for every file.
+
+    python -m bench.cli                      # 10,000 uploads (every kind of tools/uploads.py, in turn)
+    python -m bench.cli --n 2000 --keep DIR  # fewer; keep the folder
+
+Digits come from $MNIST_NPZ's test split, else the committed 1,000-digit sample (repeated). Both modes
+use every usable core: the in-process run as many engine processes, the server as many
+(MNIST_ENGINE_PROCESSES) behind one uvicorn worker. Each time is the command's wall time, start-up
+included: the in-process run pays for starting its engines, the server was started beforehand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from tools.uploads import KINDS, SAMPLE, make_upload
+
+ROOT = Path(__file__).resolve().parent.parent
+GOAL = 1.5
+
+
+def load_digits() -> tuple[np.ndarray, str]:
+    """(n, 28, 28) uint8 MNIST test digits, and where they came from."""
+    source = os.environ.get("MNIST_NPZ")
+    if source:
+        with np.load(source) as mnist:
+            return mnist["x_test"], f"{source} (test split)"
+    with np.load(SAMPLE) as sample:
+        return sample["x"], str(SAMPLE.relative_to(ROOT))
+
+
+def _write(args: tuple[Path, np.ndarray, int, int]) -> None:
+    folder, digits, seed, start = args
+    kinds = list(KINDS)
+    for i in range(start, start + len(digits)):
+        kind = kinds[i % len(kinds)]
+        data = make_upload(kind, digits[i - start], np.random.default_rng([seed, i]))
+        suffix = (Image.open(io.BytesIO(data)).format or "bin").lower().replace("jpeg", "jpg")
+        (folder / f"{i:05d}-{kind}.{suffix}").write_bytes(data)
+
+
+def write_uploads(folder: Path, n: int, seed: int, workers: int) -> None:
+    """n upload files in `folder`, the kinds in turn, the i-th showing test digit i (mod the digits)."""
+    digits, _ = load_digits()
+    chosen = digits[np.arange(n) % len(digits)]
+    step = -(-n // (workers * 8))
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_write, [(folder, chosen[s : s + step], seed, s) for s in range(0, n, step)]))
+
+
+def command() -> list[str]:
+    """The installed console script beside this Python, else the module."""
+    script = Path(sys.executable).with_name("mnist-service")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
+
+
+def timed_predict(folder: Path, *options: str) -> tuple[float, dict[str, int], int]:
+    """Seconds, {file: digit} and the exit status of `mnist-service predict FOLDER --json OPTIONS`."""
+    argv = [*command(), "predict", str(folder), "--json", "--no-progress", *options]
+    started = time.perf_counter()
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - started
+    if result.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(argv)} exited {result.returncode}:\n{result.stderr[-2000:]}")
+    digits = {row["file"]: row["digit"] for row in map(json.loads, result.stdout.splitlines())}
+    return seconds, digits, result.returncode
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(cores: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "MNIST_ENGINE_PROCESSES": str(cores), "MNIST_LOG_LEVEL": "warning"}
+    server = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with status {server.returncode} before it was ready")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return server, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    server.terminate()
+    raise SystemExit("the server was not ready within 120 s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cli", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=10_000, help="uploads in the folder (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", type=Path, help="write the uploads here and keep them (default: a temp folder)")
+    args = parser.parse_args(argv)
+    cores = len(os.sched_getaffinity(0))
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="mnist-bench-cli-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        started = time.perf_counter()
+        write_uploads(folder, args.n, args.seed, cores)
+        size = sum(f.stat().st_size for f in folder.iterdir())
+        print(
+            f"{args.n} uploads ({len(KINDS)} kinds in turn, {size / args.n / 1024:.1f} KiB each on average) "
+            f"from {load_digits()[1]}, written in {time.perf_counter() - started:.0f} s; {cores} cores"
+        )
+        local_s, local, local_status = timed_predict(folder, "--processes", str(cores))
+        server, url = start_server(cores)
+        try:
+            http_s, remote, http_status = timed_predict(folder, "--url", url)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    local_rate, http_rate = args.n / local_s, args.n / http_s
+    print(f"in-process:   {local_rate:7.0f} files/s  ({local_s:.1f} s, {len(local)} answered, exit {local_status})")
+    print(f"--url (HTTP): {http_rate:7.0f} files/s  ({http_s:.1f} s, {len(remote)} answered, exit {http_status})")
+    print(f"ratio:        {local_rate / http_rate:7.2f}x  (goal: at least {GOAL}x)")
+    differ = sorted(name for name in local.keys() | remote.keys() if local.get(name) != remote.get(name))
+    print(
+        f"same digits:  {'yes' if not differ else 'NO'} ({len(differ)} files differ{': ' + ', '.join(differ[:5]) if differ else ''})"
+    )
+    return 1 if differ else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
