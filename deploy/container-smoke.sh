@@ -178,6 +178,15 @@ expect_seven "AVIF upload" -F "file=@$SCRATCH/seven.avif;type=image/avif" "$BASE
 loaded=$(memory "$NAME")
 echo "after the mixed load: $loaded"
 
+t "the command line in the image: mnist-service predict, in-process, locked down and offline"
+cp "$SEVEN" "$SCRATCH/seven.png"
+ctr run --rm --network none --no-healthcheck "${LOCKED[@]}" -v "$SCRATCH:/in:ro" "$IMAGE" \
+  mnist-service predict /in/seven.png /in/seven.heic /in/seven.avif --csv >"$SCRATCH/cli.csv" 2>"$SCRATCH/cli.err" \
+  || { cat "$SCRATCH/cli.err"; fail "mnist-service predict failed in the image"; }
+[ "$(tail -n +2 "$SCRATCH/cli.csv" | cut -d, -f2 | sort -u)" = 7 ] && [ "$(tail -n +2 "$SCRATCH/cli.csv" | wc -l)" = 3 ] \
+  || { cat "$SCRATCH/cli.csv"; fail "mnist-service predict did not answer 7 for the PNG, the HEIC and the AVIF"; }
+echo "mnist-service predict: 7 for the PNG, the HEIC and the AVIF"
+
 t "burst: 32 clients at once, each a 64-image batch of 31 MB (MNIST_MAX_IN_FLIGHT answers the rest with 503)"
 batch=()
 for _ in $(seq 64); do batch+=(-F "files=@$SCRATCH/noisy.png"); done
