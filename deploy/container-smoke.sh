@@ -179,8 +179,9 @@ loaded=$(memory "$NAME")
 echo "after the mixed load: $loaded"
 
 t "the command line in the image: mnist-service predict, in-process, locked down and offline"
-cp "$SEVEN" "$SCRATCH/seven.png"
-ctr run --rm --network none --no-healthcheck "${LOCKED[@]}" -v "$SCRATCH:/in:ro" "$IMAGE" \
+mkdir -m 755 "$SCRATCH/cli"  # readable by the image's user (10001)
+install -m 644 "$SEVEN" "$SCRATCH/cli/seven.png" && install -m 644 "$SCRATCH/seven.heic" "$SCRATCH/seven.avif" "$SCRATCH/cli/"
+ctr run --rm --network none --no-healthcheck "${LOCKED[@]}" -v "$SCRATCH/cli:/in:ro" "$IMAGE" \
   mnist-service predict /in/seven.png /in/seven.heic /in/seven.avif --csv >"$SCRATCH/cli.csv" 2>"$SCRATCH/cli.err" \
   || { cat "$SCRATCH/cli.err"; fail "mnist-service predict failed in the image"; }
 [ "$(tail -n +2 "$SCRATCH/cli.csv" | cut -d, -f2 | sort -u)" = 7 ] && [ "$(tail -n +2 "$SCRATCH/cli.csv" | wc -l)" = 3 ] \
