@@ -44,6 +44,7 @@ from tools.uploads import SAMPLE
 
 MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
 KILL_EVERY_S = 2.0
+ENGINES = 2  # engine processes per worker (MNIST_ENGINE_PROCESSES)
 FREEZE_EVERY_S = 10.0
 FREEZE_FOR_S = 5.0
 # a connection error ending this soon after the worker kill: in flight on it, or sent on a kept-alive
@@ -175,14 +176,17 @@ def send(pid: int, sig: signal.Signals) -> None:
 def run(
     name: str, seconds: float, clients: int, workers: int, kill_worker: bool, pool: list[Sample], seed: int
 ) -> bool:
-    env = {"MNIST_LOG_LEVEL": "warning", "WEB_CONCURRENCY": str(workers)}
+    env = {"MNIST_LOG_LEVEL": "warning", "WEB_CONCURRENCY": str(workers), "MNIST_ENGINE_PROCESSES": str(ENGINES)}
     print(f"\nchaos [{name}]: {workers} worker(s), {clients} clients, {seconds:g} s", flush=True)
     server = Server(f"service [{name}]", [PYTHON, "-m", "app"], "/readyz", env)
     tally = Tally()
     try:
         master = server.process.pid
         chaos = Chaos(master, None, seed)
-        engines_at_start = len(chaos.engines())
+        # /readyz answers once one worker is ready; the others may still be starting their engines
+        engines_at_start = workers * ENGINES
+        if not settle(server.url, chaos, engines_at_start, timeout=120)[0]:
+            raise RuntimeError(f"the server did not start its {engines_at_start} engines within 120 s")
         started = time.monotonic()
         chaos.kill_worker_at = started + seconds / 2 if kill_worker else None
         chaos.start()
