@@ -42,22 +42,25 @@ def forward(layers: list[DenseLayer], batch: np.ndarray) -> np.ndarray:
 
     A digit is mostly background, and ReLU zeroes many hidden units: when few of a layer's inputs are
     non-zero anywhere in the batch, only their rows of the kernel are multiplied: at batch 1 that reads
-    a tenth of the weights. In bigger batches the inputs' union is too dense for it to pay (SPARSE_SHARE)
-    and the full product is used. A product of a few rows with a whole kernel costs BLAS about as much
-    as one of 16 rows (it repacks the kernel every call), so batches of ROW_BY_ROW's sizes are evaluated
-    one image at a time, each on its own non-zero rows. Same sums, in another order (checked against
-    Keras to 1e-5 in tests/test_models.py).
+    a tenth of the weights. A product of a few rows with a whole kernel costs BLAS about as much as one
+    of 16 rows (it repacks the kernel every call), so batches of ROW_BY_ROW's sizes are evaluated one
+    image at a time, each on its own non-zero rows. From there up, the inputs' union is too dense for
+    the sparse product to pay (about half of the pixels at batch 8) and the full product is used. Same
+    sums, in another order (checked against Keras to 1e-5 in tests/test_models.py).
     """
     x = np.asarray(batch, dtype=np.float32)
     if x.shape[0] in ROW_BY_ROW:
         return np.concatenate([_forward(layers, x[row : row + 1]) for row in range(x.shape[0])])
-    return _forward(layers, x)
+    return _forward(layers, x, sparse=x.shape[0] < ROW_BY_ROW.start)
 
 
-def _forward(layers: list[DenseLayer], x: np.ndarray) -> np.ndarray:
+def _forward(layers: list[DenseLayer], x: np.ndarray, sparse: bool = True) -> np.ndarray:
     for layer in layers:
-        used = np.flatnonzero(x.any(axis=0))
-        x = x[:, used] @ layer.kernel[used] if used.size < SPARSE_SHARE * x.shape[1] else x @ layer.kernel
+        used = np.flatnonzero(x.any(axis=0)) if sparse else None
+        if used is not None and used.size < SPARSE_SHARE * x.shape[1]:
+            x = x[:, used] @ layer.kernel[used]
+        else:
+            x = x @ layer.kernel
         x += layer.bias
         if layer.activation == "relu":
             np.maximum(x, 0.0, out=x)
