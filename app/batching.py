@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +48,18 @@ class Result:
     notes: list[str]
     pixels: np.ndarray | None = None  # (28, 28) uint8, white digit on black
     version: str = ""  # of the model that made it
+
+    def prediction(self, mode: Mode) -> dict[str, Any]:
+        """The answer as /v1 gives it (a `Prediction` as a plain dict), and the command line prints it."""
+        digit = int(self.probabilities.argmax())
+        return {
+            "digit": digit,
+            "confidence": float(self.probabilities[digit]),
+            "probabilities": self.probabilities.tolist(),
+            "preprocess": mode,
+            "notes": self.notes,
+            "model_version": self.version,
+        }
 
 
 @dataclass

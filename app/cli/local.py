@@ -59,14 +59,7 @@ async def _classify(batcher: Batcher, path: Path, mode: Mode, settings: Settings
         return Refusal(name, exc.code, exc.detail)
     except Exception as exc:  # preprocessing failed unexpectedly: a bug, reported as the server answers 500
         return Refusal(name, "internal_error", str(exc))
-    prediction = {
-        "digit": int(result.probabilities.argmax()),
-        "confidence": float(result.probabilities.max()),
-        "probabilities": result.probabilities.tolist(),
-        "preprocess": mode,
-        "notes": result.notes,
-        "model_version": result.version,
-    }
+    prediction = result.prediction(mode)
     for field in OPTIONAL:  # once the engines' results have them
         if (value := getattr(result, field, None)) is not None:
             prediction[field] = value.item() if hasattr(value, "item") else value  # a numpy scalar

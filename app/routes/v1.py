@@ -190,16 +190,7 @@ async def model_info(service: ServiceDep, settings: SettingsDep) -> ModelInfo:
 
 def to_prediction(result: Result, mode: Mode, explain: bool) -> dict[str, Any]:
     """A `Prediction` as a plain dict, which FastAPI validates and serialises (in pydantic's core)."""
-    row = result.probabilities
-    digit = int(row.argmax())
-    prediction = {
-        "digit": digit,
-        "confidence": float(row[digit]),
-        "probabilities": row.tolist(),
-        "preprocess": mode,
-        "notes": result.notes,
-        "model_version": result.version,
-    }
+    prediction = result.prediction(mode)
     if explain and result.pixels is not None:
         prediction["input_image"] = png_data_url(result.pixels)
     return prediction
