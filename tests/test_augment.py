@@ -116,3 +116,59 @@ def test_bold_pipeline_mixes_in_bold_copies(digits: np.ndarray) -> None:
     assert bold.shape == plain.shape
     # same order, every image replaced by its bold copy: more ink in most of them
     assert np.median(bold.sum(axis=1) / plain.sum(axis=1)) > 1.1
+
+
+def distort(images: np.ndarray, seed: tuple[int, int], alpha: float = augment.ELASTIC_ALPHA) -> np.ndarray:
+    return augment.elastic_distort(tf.constant(images), tf.constant(seed, dtype=tf.int64), alpha=alpha).numpy()
+
+
+def test_elastic_keeps_shape_dtype_range_and_ink(digits: np.ndarray) -> None:
+    out = distort(digits, (1, 2))
+    assert out.shape == digits.shape and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0 + 1e-6
+    # resampling through a bent field can thin or thicken a stroke, not make or lose a digit's worth of ink
+    ratio = out.sum(axis=(1, 2)) / digits.sum(axis=(1, 2))
+    assert 0.85 < np.median(ratio) < 1.15 and ratio.min() > 0.5 and ratio.max() < 2.5
+    assert np.abs(out - digits).mean(axis=(1, 2)).min() > 1e-3, "every image is distorted"
+
+
+def test_elastic_at_alpha_zero_is_the_identity(digits: np.ndarray) -> None:
+    np.testing.assert_array_equal(distort(digits, (3, 4), alpha=0.0), digits)
+
+
+def test_elastic_is_reproducible_from_the_seed(digits: np.ndarray) -> None:
+    np.testing.assert_array_equal(distort(digits, (5, 6)), distort(digits, (5, 6)))
+    assert np.abs(distort(digits, (5, 6)) - distort(digits, (5, 7))).mean(axis=(1, 2)).min() > 1e-3
+    twice = distort(np.stack([digits[0], digits[0]]), (5, 6))
+    assert np.abs(twice[0] - twice[1]).mean() > 1e-3, "each image gets its own field"
+
+
+def test_elastic_moves_pixels_by_about_a_pixel_not_more(digits: np.ndarray) -> None:
+    """Simard's sigma 4, alpha 34 is a gentle bend: a shifted copy of an image is no closer than the distortion."""
+    out = distort(digits, (8, 9))
+    shifted = np.roll(digits, 3, axis=2)
+    assert np.abs(out - digits).mean() < np.abs(shifted - digits).mean()
+
+
+def test_elastic_pipeline_yields_model_batches(digits: np.ndarray) -> None:
+    x = (digits[:20] * 255).astype(np.uint8)
+    y = np.arange(20) % 10
+    batches = list(make_dataset(x, y, batch_size=8, seed=5, augment=True, elastic=34.0).as_numpy_iterator())
+    assert [len(images) for images, _ in batches] == [8, 8, 4]
+    plain = list(make_dataset(x, y, batch_size=8, seed=5, augment=True).as_numpy_iterator())
+    assert not np.array_equal(batches[0][0], plain[0][0])
+    again = list(make_dataset(x, y, batch_size=8, seed=5, augment=True, elastic=34.0).as_numpy_iterator())
+    np.testing.assert_array_equal(batches[0][0], again[0][0])
+
+
+def test_pipeline_adds_negatives_with_uniform_targets(digits: np.ndarray) -> None:
+    x = (digits * 255).astype(np.uint8)
+    y = np.arange(len(x)) % 10
+    negatives = np.zeros((8, 28, 28), np.uint8)  # 8 of 32: two per batch of 8
+    batches = list(make_dataset(x, y, 8, seed=1, augment=False, negatives=negatives).as_numpy_iterator())
+    assert [len(images) for images, _ in batches] == [10, 10, 10, 10]
+    images, labels = batches[0]
+    np.testing.assert_allclose(labels[-2:], 0.1)
+    assert (images[-2:] == 0).all() and (labels[:-2].max(axis=1) == 1).all()
+    bold = list(make_dataset(x, y, 8, seed=1, augment=False, bold=0.5, negatives=negatives).as_numpy_iterator())
+    assert [len(images) for images, _ in bold] == [10, 10, 10, 10]

@@ -48,6 +48,9 @@ METADATA_KEYS = {  # every field train.py writes
     "file",
     "versions",
     "created_at",
+    "calibration",
+    "digit_score",
+    "stages",
 }
 
 
@@ -82,8 +85,14 @@ def weights(path: Path) -> list[np.ndarray]:
 
 def test_writes_the_model_its_metadata_and_plots(trained: tuple[Path, dict[str, Any], str]) -> None:
     model, _, stdout = trained
-    assert sorted(p.name for p in model.parent.iterdir()) == ["m.confusion.png", "m.curves.png", "m.json", "m.keras"]
-    for plot in ("m.curves.png", "m.confusion.png"):
+    assert sorted(p.name for p in model.parent.iterdir()) == [
+        "m.confusion.png",
+        "m.curves.png",
+        "m.json",
+        "m.keras",
+        "m.reliability.png",
+    ]
+    for plot in ("m.curves.png", "m.confusion.png", "m.reliability.png"):
         with Image.open(model.parent / plot) as image:
             assert image.format == "PNG" and image.width > 300 and image.height > 300
     assert stdout.startswith(f"saved {model} (1,276,810 parameters, 2 epochs") and "test accuracy" in stdout
@@ -263,7 +272,13 @@ def test_publish_moves_every_file_into_place_the_model_last(tmp_path: Path, monk
 
     monkeypatch.setattr(os, "replace", replace)
     publish(temporary, out)
-    assert moved[-1] == "m.keras" and sorted(moved) == ["m.confusion.png", "m.curves.png", "m.json", "m.keras"]
+    assert moved[-1] == "m.keras" and sorted(moved) == [
+        "m.confusion.png",
+        "m.curves.png",
+        "m.json",
+        "m.keras",
+        "m.reliability.png",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(moved)
     assert (tmp_path / "m.json").read_text() == "metadata" and out.read_text() == "model"
 
@@ -283,11 +298,15 @@ TRAINING_MODULES = [
     "training.__main__",
     "training.augment",
     "training.bold",
+    "training.calibrate",
     "training.data",
+    "training.distill",
     "training.evaluate",
     "training.export",
     "training.models",
+    "training.negatives",
     "training.plots",
+    "training.teacher",
     "training.train",
 ]
 
@@ -331,3 +350,81 @@ def test_evaluate_errors_are_one_line(tmp_path: Path, data_file: Path, capsys: p
     assert evaluate_main(["--model", str(model), "--data", str(tmp_path / "absent.npz")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "absent.npz: no such file" in err and err.count("\n") == 1
+
+
+def test_the_saved_model_is_calibrated_on_validation(trained: tuple[Path, dict[str, Any], str]) -> None:
+    _, meta, stdout = trained
+    calibration = meta["calibration"]
+    assert calibration["fitted_on"] == "validation" and calibration["temperature"] > 0
+    assert set(calibration) >= {"validation", "test", "ece_bins"}
+    for split in ("validation", "test"):
+        assert {"ece_before", "ece_after"} <= set(calibration[split])
+    # the file holds the calibrated model: the test ECE recorded for it is the "after" one
+    assert meta["metrics"]["test"]["ece"] == pytest.approx(calibration["test"]["ece_after"], abs=1e-3)
+    assert "temperature" in stdout and meta["digit_score"]["method"] == "energy"
+    assert set(meta["stages"]) == {"data_seconds", "student_seconds", "calibration_and_evaluation_seconds"}
+
+
+@pytest.fixture(scope="module")
+def distilled(tmp_path_factory: pytest.TempPathFactory, data_file: Path) -> tuple[Path, dict[str, Any]]:
+    """A tiny distilled run: a 1-epoch teacher trained and saved beside the student, then 1 student epoch."""
+    out = tmp_path_factory.mktemp("distilled") / "student.keras"
+    common = ["--preset", "distilled", "--epochs", "1", "--teacher-epochs", "1", "--validation-size", str(VALIDATION)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert train_main([*common, "--quiet", "--data", str(data_file), "--out", str(out)]) == 0
+    return out, json.loads(out.with_suffix(".json").read_text())
+
+
+def test_a_distilled_run_trains_saves_and_records_its_teacher(distilled: tuple[Path, dict[str, Any]]) -> None:
+    out, meta = distilled
+    teacher = out.with_name("mnist-teacher.keras")
+    assert teacher.is_file() and teacher.with_suffix(".json").is_file()
+    teacher_meta = json.loads(teacher.with_suffix(".json").read_text())
+    assert teacher_meta["sha256"] == sha256_file(teacher) == meta["teacher"]["sha256"]
+    assert teacher_meta["recipe"]["epochs"] == 1 and "accuracy" in teacher_meta["metrics"]["test"]
+    assert meta["teacher"]["reused"] is False and meta["stages"]["teacher_seconds"] > 0
+    hyper = meta["hyperparameters"]
+    assert hyper["distillation"] == {"temperature": 4.0, "alpha": 0.7}
+    assert hyper["elastic_alpha"] == PRESETS["distilled"].elastic and hyper["outliers"] == PRESETS["distilled"].outliers
+    # the student is still served as a softmax MLP
+    model = keras.saving.load_model(out, compile=False)
+    assert model.layers[-1].get_config()["activation"] == "softmax"
+
+
+def test_teacher_reuses_a_saved_teacher(
+    distilled: tuple[Path, dict[str, Any]], data_file: Path, tmp_path: Path
+) -> None:
+    out, _ = distilled
+    teacher = out.with_name("mnist-teacher.keras")
+    args = ["--preset", "distilled", "--epochs", "1", "--validation-size", str(VALIDATION), "--quiet"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert (
+            train_main([*args, "--teacher", str(teacher), "--data", str(data_file), "--out", str(tmp_path / "s.keras")])
+            == 0
+        )
+    meta = json.loads((tmp_path / "s.json").read_text())
+    assert meta["teacher"]["reused"] is True and meta["teacher"]["path"] == str(teacher)
+    assert not (tmp_path / "mnist-teacher.keras").exists()
+
+
+def test_no_distill_trains_no_teacher(data_file: Path, tmp_path: Path) -> None:
+    args = ["--preset", "distilled", "--no-distill", "--elastic", "0", "--outliers", "0", "--epochs", "1"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert (
+            train_main(
+                [
+                    *args,
+                    "--validation-size",
+                    "100",
+                    "--quiet",
+                    "--data",
+                    str(data_file),
+                    "--out",
+                    str(tmp_path / "s.keras"),
+                ]
+            )
+            == 0
+        )
+    meta = json.loads((tmp_path / "s.json").read_text())
+    assert "teacher" not in meta and "distillation" not in meta["hyperparameters"]
+    assert not (tmp_path / "mnist-teacher.keras").exists()

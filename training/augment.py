@@ -1,4 +1,5 @@
-"""Random affine augmentation of digit batches, done in the tf.data input pipeline (not in the model)."""
+"""Augmentation of digit batches in the tf.data input pipeline (not in the model): random affine
+transforms, elastic distortions (Simard et al. 2003) and the mixing in of bold-pen copies."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ MAX_ROTATION_DEG = 12.0
 MAX_SCALE_DELTA = 0.12
 MAX_SHEAR = 0.2
 MAX_SHIFT_PX = 2.5
+# Elastic distortions: Simard et al. use sigma 4 and alpha 34 on 28x28 digits; a displacement field
+# smoothed that much moves pixels by about a pixel, bending strokes the way hands do.
+ELASTIC_ALPHA = 34.0
+ELASTIC_SIGMA = 4.0
 
 
 def random_affine(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -60,3 +65,55 @@ def use_some(images: tf.Tensor, others: tf.Tensor, share: float, seed: tf.Tensor
 
     pick = tf.random.stateless_uniform([tf.shape(images)[0]], tf.cast(seed, tf.int64)) < share
     return tf.where(pick[:, tf.newaxis, tf.newaxis], others, images)
+
+
+def gaussian_kernel(sigma: float) -> tf.Tensor:
+    """(2r+1,) float32 normalised Gaussian, r = ceil(3 sigma)."""
+    import tensorflow as tf
+
+    radius = max(1, math.ceil(3 * sigma))
+    x = tf.range(-radius, radius + 1, dtype=tf.float32)
+    weights = tf.exp(-(x**2) / (2 * sigma**2))
+    return weights / tf.reduce_sum(weights)
+
+
+def elastic_distort(
+    images: tf.Tensor, seed: tf.Tensor, alpha: float = ELASTIC_ALPHA, sigma: float = ELASTIC_SIGMA
+) -> tf.Tensor:
+    """(B, 28, 28) float32 -> (B, 28, 28) float32, each image resampled through its own random
+    displacement field: uniform in [-1, 1] per pixel and axis, Gaussian-smoothed (sigma, in pixels),
+    scaled by alpha (pixels), then bilinear sampling with zeros outside. alpha 0 is the identity.
+
+    `seed` is a shape-(2,) int tensor for the stateless RNG, so a run is reproducible from its seed.
+    """
+    import tensorflow as tf
+
+    shape = tf.shape(images)
+    batch, height, width = shape[0], shape[1], shape[2]
+    field = tf.random.stateless_uniform(
+        tf.stack([batch * 2, height, width, 1]), tf.cast(seed, tf.int64), -1.0, 1.0
+    )  # (2B, H, W, 1): dy for every image, then dx
+    kernel = gaussian_kernel(sigma)
+    size = int(kernel.shape[0])
+    field = tf.nn.conv2d(field, tf.reshape(kernel, (size, 1, 1, 1)), strides=1, padding="SAME")
+    field = tf.nn.conv2d(field, tf.reshape(kernel, (1, size, 1, 1)), strides=1, padding="SAME")
+    dy, dx = tf.split(alpha * field[..., 0], 2, axis=0)
+
+    rows = tf.cast(tf.range(height), tf.float32)[tf.newaxis, :, tf.newaxis] + dy
+    cols = tf.cast(tf.range(width), tf.float32)[tf.newaxis, tf.newaxis, :] + dx
+    r0, c0 = tf.floor(rows), tf.floor(cols)
+    fr, fc = rows - r0, cols - c0
+    r0, c0 = tf.cast(r0, tf.int32), tf.cast(c0, tf.int32)
+    # One pixel of zeros all round: neighbours outside the image read 0; further out, clamp onto that border.
+    padded = tf.pad(images, [[0, 0], [1, 1], [1, 1]])
+    flat = tf.reshape(padded, [batch, -1])
+
+    def at(r: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
+        r = tf.clip_by_value(r + 1, 0, height + 1)
+        c = tf.clip_by_value(c + 1, 0, width + 1)
+        return tf.gather(flat, tf.reshape(r * (width + 2) + c, [batch, -1]), batch_dims=1)
+
+    top = at(r0, c0) * tf.reshape(1 - fc, [batch, -1]) + at(r0, c0 + 1) * tf.reshape(fc, [batch, -1])
+    bottom = at(r0 + 1, c0) * tf.reshape(1 - fc, [batch, -1]) + at(r0 + 1, c0 + 1) * tf.reshape(fc, [batch, -1])
+    out = top * tf.reshape(1 - fr, [batch, -1]) + bottom * tf.reshape(fr, [batch, -1])
+    return tf.reshape(out, shape)

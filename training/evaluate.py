@@ -1,4 +1,4 @@
-"""Evaluate a saved model on MNIST: accuracy, loss, per-class accuracy and the confusion matrix."""
+"""Evaluate a saved model on MNIST: accuracy, loss, ECE (15 bins), per-class accuracy and the confusion matrix."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from app.calibration import ECE_BINS, expected_calibration_error
 from app.contract import NUM_CLASSES, flatten_and_scale
 from training.data import DataError, load_mnist
 
 
 def report_from_probabilities(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    """(N, 10) probabilities and (N,) labels -> accuracy, loss, per-class accuracy, confusion matrix."""
+    """(N, 10) probabilities and (N,) labels -> accuracy, loss, ECE, per-class accuracy, confusion matrix."""
     labels = labels.astype(np.int64)
     predicted = probabilities.argmax(axis=1)
     eps = 1e-7
@@ -28,6 +29,8 @@ def report_from_probabilities(probabilities: np.ndarray, labels: np.ndarray) -> 
         "count": len(labels),
         "accuracy": float((predicted == labels).mean()),
         "loss": loss,
+        "ece": expected_calibration_error(probabilities, labels, ECE_BINS),
+        "mean_confidence": float(probabilities.max(axis=1).mean()),
         "per_class_accuracy": {str(d): round(float(a), 6) for d, a in enumerate(per_class)},
         "confusion_matrix": confusion.tolist(),
     }
@@ -70,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model:    {args.model}")
     print(f"data:     {data.source} (test split, {report['count']} images)")
     print(f"accuracy: {report['accuracy']:.4%}   loss: {report['loss']:.4f}")
+    print(f"ECE ({ECE_BINS} bins): {report['ece']:.2%}   mean confidence: {report['mean_confidence']:.2%}")
     print("per class: " + "  ".join(f"{d}:{a:.3f}" for d, a in report["per_class_accuracy"].items()))
     print("confusion matrix (rows = true digit, columns = predicted):")
     for d, row in enumerate(report["confusion_matrix"]):

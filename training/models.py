@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from app.contract import INPUT_SIZE, NUM_CLASSES
+from training.distill import Distillation
 
 if TYPE_CHECKING:
     import keras
@@ -103,10 +104,14 @@ class Preset:
     augment: bool = False  # random affine augmentation in the input pipeline (training/augment.py)
     bold: float = 0.0  # share of training digits shown drawn with a bold pen, each epoch (training/bold.py)
     early_stopping_patience: int | None = None  # epochs without a better validation accuracy
+    elastic: float = 0.0  # alpha of the elastic distortions (training/augment.py); 0: none
+    distill: Distillation | None = None  # knowledge distillation from a CNN teacher (training/distill.py)
+    outliers: float = 0.0  # negatives (training/negatives.py) added to each batch, as a share of its digits
     note: str = ""  # what the parameters do not say, e.g. a published figure; ends the description
 
-    def build(self) -> keras.Model:
-        """A fresh, untrained model: pixels (N, 784) -> dense ReLU (+ dropout) ... -> probabilities (N, 10)."""
+    def build(self, logits: bool = False) -> keras.Model:
+        """A fresh, untrained model: pixels (N, 784) -> dense ReLU (+ dropout) ... -> probabilities (N, 10),
+        or with `logits`, the same layers with a linear last layer (what training optimises)."""
         import keras
         from keras import layers
 
@@ -116,7 +121,7 @@ class Preset:
             x = layers.Dense(units, activation="relu", name=f"dense_{i + 1}")(x)
             if self.dropout:
                 x = layers.Dropout(self.dropout, name=f"dropout_{i + 1}")(x)
-        outputs = layers.Dense(NUM_CLASSES, activation="softmax", name=OUTPUT_NAME)(x)
+        outputs = layers.Dense(NUM_CLASSES, activation="linear" if logits else "softmax", name=OUTPUT_NAME)(x)
         return keras.Model(inputs, outputs, name=self.architecture)
 
     @property
@@ -139,6 +144,15 @@ class Preset:
                 f"{share} digits each epoch drawn with a bold pen and brought back to MNIST's form "
                 "by the service's own steps"
             )
+        if self.elastic:
+            parts.append(f"elastic distortions (alpha {_number(self.elastic)})")
+        if self.distill:
+            parts.append(
+                f"distilled from a CNN teacher (temperature {_number(self.distill.temperature)}, "
+                f"alpha {_number(self.distill.alpha)})"
+            )
+        if self.outliers:
+            parts.append(f"outlier exposure (non-digits made from MNIST, {self.outliers:.0%} of each batch)")
         if self.early_stopping_patience:
             parts.append(f"early stopping on validation accuracy (patience {self.early_stopping_patience})")
         return "; ".join(parts) + (f" ({self.note})" if self.note else "")
@@ -150,9 +164,16 @@ class Preset:
         epochs: int | None = None,
         batch_size: int | None = None,
         bold: float | None = None,
+        elastic: float | None = None,
+        distill: Distillation | bool | None = True,
+        outliers: float | None = None,
     ) -> dict[str, Any]:
         """What a training run's metadata records as "hyperparameters"; a run may override the preset's
-        epochs, batch size and bold share, and chooses the validation size."""
+        epochs, batch size, bold share, elastic alpha, distillation and outliers, and chooses the validation
+        size. The three newer ingredients are recorded only when they are on."""
+        elastic = self.elastic if elastic is None else elastic
+        distill = self.distill if distill is True else (distill or None)
+        outliers = self.outliers if outliers is None else outliers
         return {
             "epochs_max": self.epochs if epochs is None else epochs,
             "batch_size": self.batch_size if batch_size is None else batch_size,
@@ -163,6 +184,9 @@ class Preset:
             "label_smoothing": self.label_smoothing,
             **({"dropout": self.dropout} if self.dropout else {}),
             **self.optimizer.hyperparameters(),
+            **({"elastic_alpha": elastic} if elastic else {}),
+            **({"distillation": distill.hyperparameters()} if distill else {}),
+            **({"outliers": outliers} if outliers else {}),
         }
 
 
@@ -186,5 +210,21 @@ PRESETS: dict[str, Preset] = {
         label_smoothing=0.05,
         augment=True,
         bold=0.5,
+    ),
+    # the default's MLP and recipe, with elastic distortions, distillation from a CNN teacher and outlier
+    # exposure (issue 14); trained with `--preset distilled`
+    "distilled": Preset(
+        "mlp_distilled",
+        hidden=(800, 800),
+        dropout=0.2,
+        optimizer=CosineAdamW(peak_learning_rate=1e-3, weight_decay=1e-4),
+        epochs=40,
+        batch_size=128,
+        label_smoothing=0.0,
+        augment=True,
+        bold=0.5,
+        elastic=16.0,
+        distill=Distillation(temperature=4.0, alpha=0.7),
+        outliers=0.1,
     ),
 }

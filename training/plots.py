@@ -50,3 +50,31 @@ def plot_confusion(confusion: list[list[int]], path: Path, title: str) -> None:
     fig.colorbar(image, ax=ax, label="log(1 + count)")
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
+
+
+def plot_reliability(probabilities: np.ndarray, labels: np.ndarray, path: Path, title: str) -> None:
+    """Reliability diagram (15 bins): accuracy against mean confidence per bin, the diagonal, and the
+    share of predictions in each bin (log scale, below)."""
+    from app.calibration import ECE_BINS, expected_calibration_error, reliability
+
+    r = reliability(probabilities, labels, ECE_BINS)
+    ece = expected_calibration_error(probabilities, labels, ECE_BINS)
+    fig = Figure(figsize=(6, 7))
+    ax, ax_count = fig.subplots(2, 1, gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    centres = (r.edges[:-1] + r.edges[1:]) / 2
+    width = r.edges[1] - r.edges[0]
+    used = r.counts > 0
+    ax.bar(centres[used], r.accuracy[used], width=width * 0.9, label="accuracy", alpha=0.7)
+    ax.plot(r.confidence[used], r.accuracy[used], "o-", color="black", markersize=3, label="(confidence, accuracy)")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left")
+    ax.set_title(f"{title}\nECE ({ECE_BINS} bins) {ece:.2%}")
+    ax_count.bar(centres, np.maximum(r.counts, 0), width=width * 0.9)
+    ax_count.set_yscale("log")
+    ax_count.set_xlabel("confidence (top probability)")
+    ax_count.set_ylabel("predictions")
+    ax_count.set_xlim(0, 1)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)

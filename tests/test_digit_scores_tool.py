@@ -1,0 +1,30 @@
+"""tools/digit_scores.py: the AUROC and the Mahalanobis fit that compare the "not a digit" scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app import digit_score
+from tools.digit_scores import auroc, fit_mahalanobis
+
+
+@pytest.mark.parametrize(
+    "positive, negative, expected",
+    [([2, 3], [0, 1], 1.0), ([0, 1], [2, 3], 0.0), ([1, 1], [1, 1], 0.5), ([1, 3], [2, 0], 0.75)],
+    ids=["separated", "reversed", "ties", "mixed"],
+)
+def test_auroc(positive: list[float], negative: list[float], expected: float) -> None:
+    assert auroc(np.array(positive, float), np.array(negative, float)) == pytest.approx(expected)
+
+
+def test_mahalanobis_fit_scores_the_training_classes_above_far_points() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 50)
+    centres = rng.normal(size=(10, 6)) * 5
+    hidden = centres[labels] + rng.normal(size=(500, 6))
+    means, precision = fit_mahalanobis(hidden, labels)
+    np.testing.assert_allclose(means, centres, atol=0.5)
+    near = digit_score.mahalanobis(hidden, means, precision)
+    far = digit_score.mahalanobis(rng.normal(size=(50, 6)) * 5 + 40, means, precision)
+    assert auroc(near, far) == 1.0

@@ -1,0 +1,173 @@
+"""Compare "not a digit" scores of a saved model on held-out non-digits (tools/nondigits.py), MNIST test
+digits and realistic uploads (tools/uploads.py), all through the numpy forward pass, as served.
+
+Each score's threshold is chosen on the validation digits (the training run's own split, from its seed)
+so that at most `--flag` of them are called non-digits; the report gives, per score, the share of
+non-digits flagged, the share of test digits and of uploads (per kind) flagged, and the AUROC of
+test digits against non-digits. Also the ECE (15 bins) on the test digits and the uploads.
+
+    python -m tools.digit_scores --model models/mnist-mlp.keras --data ../shared/data/mnist.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app import digit_score
+from app.calibration import expected_calibration_error, softmax
+from app.contract import flatten_and_scale
+from app.inference import DenseLayer, read_dense_layers
+from app.preprocessing import ImageError, preprocess
+from tools.nondigits import make_nondigits
+from tools.uploads import KINDS, make_upload
+
+
+def hidden_and_logits(layers: list[DenseLayer], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 784) float32 -> the last hidden layer's activations (N, H) and the logits (N, 10)."""
+    h = np.asarray(x, dtype=np.float32)
+    for layer in layers[:-1]:
+        h = np.maximum(h @ layer.kernel + layer.bias, 0.0)
+    return h, h @ layers[-1].kernel + layers[-1].bias
+
+
+def fit_mahalanobis(hidden: np.ndarray, labels: np.ndarray, shrinkage: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Class means (10, H) and the shared precision (H, H) of training activations (H, float64)."""
+    h = hidden.astype(np.float64)
+    means = np.stack([h[labels == c].mean(axis=0) for c in range(10)])
+    centred = h - means[labels]
+    cov = centred.T @ centred / len(h)
+    cov += shrinkage * np.trace(cov) / len(cov) * np.eye(len(cov))
+    return means, np.linalg.inv(cov)
+
+
+def fit_pca(pixels: np.ndarray, k: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """The mean (784,) and the first k principal components (k, 784) of (N, 784) training pixels."""
+    mean = pixels.mean(axis=0, dtype=np.float64)
+    sample = pixels[:: max(1, len(pixels) // 20000)].astype(np.float64) - mean
+    _, _, vt = np.linalg.svd(sample, full_matrices=False)
+    return mean, vt[:k]
+
+
+def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """P(score of a positive > score of a negative), ties counted half (Mann-Whitney U / n1 n0)."""
+    scores = np.concatenate([positive, negative])
+    order = scores.argsort(kind="mergesort")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    for value in np.unique(scores[np.diff(np.sort(scores), prepend=np.nan) == 0]):  # average tied ranks
+        tied = scores == value
+        ranks[tied] = ranks[tied].mean()
+    n1, n0 = len(positive), len(negative)
+    return float((ranks[:n1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def uploads(x: np.ndarray, y: np.ndarray, per_kind: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """`per_kind` realistic uploads of each kind, through the service's preprocessing: (N, 28, 28) uint8."""
+    images, labels, kinds = [], [], []
+    for k, kind in enumerate(KINDS):
+        rng = np.random.default_rng([seed, 7, k])
+        for i in rng.choice(len(x), per_kind, replace=False):
+            try:
+                images.append(preprocess(make_upload(kind, x[i], rng)).pixels)
+            except ImageError:
+                continue
+            labels.append(int(y[i]))
+            kinds.append(kind)
+    return np.stack(images), np.asarray(labels), kinds
+
+
+def report(args: argparse.Namespace) -> dict[str, Any]:
+    from training.data import load_mnist
+    from training.train import split_validation
+
+    layers = read_dense_layers(args.model)
+    data = load_mnist(args.data)
+    split = split_validation(data, args.validation_size, args.seed)
+    nondigits, nd_kinds = make_nondigits(args.per_kind, args.nondigit_seed)
+    up_x, up_y, up_kinds = uploads(data.x_test, data.y_test, args.uploads_per_kind, args.seed)
+    sets = {
+        "train": flatten_and_scale(split.x_train),
+        "validation": flatten_and_scale(split.x_val),
+        "test": flatten_and_scale(data.x_test),
+        "uploads": flatten_and_scale(up_x),
+        "nondigits": flatten_and_scale(nondigits),
+    }
+    acts = {name: hidden_and_logits(layers, x) for name, x in sets.items()}
+    means, precision = fit_mahalanobis(acts["train"][0], split.y_train.astype(np.int64))
+    pca_mean, components = fit_pca(sets["train"])
+    pixels = {name: x for name, x in sets.items()}
+    raw = {
+        "max_probability": lambda name: digit_score.max_probability(softmax(acts[name][1])),
+        "energy": lambda name: digit_score.energy(acts[name][1]),
+        "mahalanobis": lambda name: digit_score.mahalanobis(acts[name][0], means, precision),
+        "reconstruction": lambda name: digit_score.reconstruction(pixels[name], pca_mean, components),
+    }
+
+    def standardised(kind: str) -> Any:
+        v = raw[kind]("validation")
+        return lambda name: (raw[kind](name) - v.mean()) / v.std()
+
+    scorers = {
+        **raw,
+        "energy+reconstruction": lambda name: digit_score.combined(
+            standardised("energy")(name), standardised("reconstruction")(name)
+        ),
+        "energy+reconstruction+mahalanobis": lambda name: digit_score.combined(
+            standardised("energy")(name), standardised("reconstruction")(name), standardised("mahalanobis")(name)
+        ),
+    }
+    out: dict[str, Any] = {
+        "model": str(args.model),
+        "counts": {k: len(v) for k, v in sets.items() if k != "train"},
+        "test_accuracy": float((acts["test"][1].argmax(1) == data.y_test).mean()),
+        "uploads_accuracy": float((acts["uploads"][1].argmax(1) == up_y).mean()),
+        "ece": {
+            "validation": expected_calibration_error(softmax(acts["validation"][1]), split.y_val),
+            "test": expected_calibration_error(softmax(acts["test"][1]), data.y_test),
+            "uploads": expected_calibration_error(softmax(acts["uploads"][1]), up_y),
+        },
+        "scores": {},
+    }
+    for name, scorer in scorers.items():
+        s = {k: scorer(k) for k in ("validation", "test", "uploads", "nondigits")}
+        threshold = float(np.quantile(s["validation"], args.flag))
+        flagged_up = s["uploads"] < threshold
+        out["scores"][name] = {
+            "threshold": threshold,
+            "nondigits_flagged": float((s["nondigits"] < threshold).mean()),
+            "test_digits_flagged": float((s["test"] < threshold).mean()),
+            "uploads_flagged": float(flagged_up.mean()),
+            "uploads_flagged_worst_kind": max(
+                (float(flagged_up[[k == kind for k in up_kinds]].mean()), kind) for kind in sorted(set(up_kinds))
+            ),
+            "auroc_test_vs_nondigits": auroc(s["test"], s["nondigits"]),
+            "nondigits_flagged_per_family": {
+                family: float((s["nondigits"] < threshold)[[k.startswith(family) for k in nd_kinds]].mean())
+                for family in ("letter", "symbol", "doodle")
+            },
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.digit_scores", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--data", type=Path, help="MNIST .npz (default: $MNIST_NPZ)")
+    parser.add_argument("--seed", type=int, default=42, help="the training run's seed: its validation split")
+    parser.add_argument("--validation-size", type=int, default=5000)
+    parser.add_argument("--flag", type=float, default=0.01, help="share of validation digits flagged")
+    parser.add_argument("--per-kind", type=int, default=40, help="non-digits of each kind")
+    parser.add_argument("--nondigit-seed", type=int, default=2026)
+    parser.add_argument("--uploads-per-kind", type=int, default=60)
+    args = parser.parse_args(argv)
+    print(json.dumps(report(args), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
