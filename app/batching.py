@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from app.engine import ChildEngine, Done, Engine, Task, ThreadEngine
+from app.engine import ChildEngine, Done, Engine, Evaluation, Task, ThreadEngine
 from app.errors import ImageError, NotReady
 from app.inference import Classifier
 from app.preprocessing import Mode
@@ -48,11 +48,14 @@ class Result:
     notes: list[str]
     pixels: np.ndarray | None = None  # (28, 28) uint8, white digit on black
     version: str = ""  # of the model that made it
+    digit_score: float | None = None  # how digit-like, in [0, 1] (None: the model has no digit scorer)
+    is_digit: bool | None = None  # digit_score at or above the model's threshold
 
     def prediction(self, mode: Mode) -> dict[str, Any]:
-        """The answer as /v1 gives it (a `Prediction` as a plain dict), and the command line prints it."""
+        """The answer as /v1 gives it (a `Prediction` as a plain dict), and the command line prints it;
+        `digit_score` and `is_digit` only when the model has a digit scorer."""
         digit = int(self.probabilities.argmax())
-        return {
+        prediction = {
             "digit": digit,
             "confidence": float(self.probabilities[digit]),
             "probabilities": self.probabilities.tolist(),
@@ -60,6 +63,9 @@ class Result:
             "notes": self.notes,
             "model_version": self.version,
         }
+        if self.digit_score is not None:
+            prediction["digit_score"], prediction["is_digit"] = self.digit_score, self.is_digit
+        return prediction
 
 
 @dataclass
@@ -73,6 +79,14 @@ class Job:
 
     def __post_init__(self) -> None:
         self.big = sum(len(upload.data) for upload in self.uploads) >= BIG_JOB_BYTES
+
+
+def digit_scores(classifier: Classifier, scores: np.ndarray) -> tuple[list[float | None], list[bool | None]]:
+    """(N,) float32 scores (NaN: no scorer) -> each one's digit_score and is_digit, as the API answers them."""
+    flags = classifier.is_digit(scores)
+    if flags is None or np.isnan(scores).any():
+        return [None] * len(scores), [None] * len(scores)
+    return [round(float(s), 6) for s in scores], [bool(f) for f in flags]
 
 
 class Batcher:
@@ -92,11 +106,19 @@ class Batcher:
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
 
+    def _results(self, evaluation: Evaluation, outcome: Done) -> list[Result]:
+        rows, pixels, version = outcome.rows(evaluation), outcome.pixels, self.classifier.version
+        scores, flags = digit_scores(self.classifier, outcome.scores(evaluation))
+        return [
+            Result(rows[i], notes, None if pixels is None else pixels[i], version, scores[i], flags[i])
+            for i, notes in enumerate(outcome.notes)
+        ]
+
     async def start(self, processes: int, timeout_s: float = 30.0) -> None:
         """Start `processes` child engines (0: one thread engine in this process)."""
-        layers = self.classifier.layers
-        engines: list[Engine] = [await ChildEngine.start(layers, timeout_s) for _ in range(processes)]
-        self._engines = engines or [ThreadEngine(layers)]
+        network = self.classifier.network
+        engines: list[Engine] = [await ChildEngine.start(network, timeout_s) for _ in range(processes)]
+        self._engines = engines or [ThreadEngine(network)]
         self._idle = list(self._engines)
 
     @property
@@ -210,14 +232,7 @@ class Batcher:
             self.classifier.observer(evaluation.batch_size, evaluation.seconds, evaluation.probabilities)
         for job, outcome in zip(jobs, evaluation.outcomes, strict=True):
             if isinstance(outcome, Done):
-                rows, pixels, version = outcome.rows(evaluation), outcome.pixels, self.classifier.version
-                _settle(
-                    job,
-                    result=[
-                        Result(rows[i], notes, None if pixels is None else pixels[i], version)
-                        for i, notes in enumerate(outcome.notes)
-                    ],
-                )
+                _settle(job, result=self._results(evaluation, outcome))
             else:
                 error = outcome.error
                 if isinstance(error, ImageError):

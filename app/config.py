@@ -48,6 +48,11 @@ class Settings(BaseSettings):
         description="a new model is served only if it scores at least this on the built-in gate sample (1,000 MNIST "
         "test digits); unset: 0.005 under what the serving model scores there",
     )  # fmt: skip
+    digit_threshold: float | None = Field(
+        None, ge=0, le=1,
+        description="`is_digit` is `digit_score >= this`; unset: the threshold in the model's metadata, chosen on "
+        "validation digits",
+    )  # fmt: skip
     check_with_keras: bool = Field(
         False, description="also load the model with Keras at start-up and refuse to serve if it answers differently"
     )

@@ -34,7 +34,7 @@ import numpy as np
 from app.__main__ import ONE_THREAD
 from app.contract import NUM_CLASSES
 from app.errors import ImageError, InvalidImage, NotReady
-from app.inference import DenseLayer, forward
+from app.inference import Network
 from app.preprocessing import Mode, Preprocessed, preprocess
 
 log = logging.getLogger("app")
@@ -85,6 +85,10 @@ class Done:
         """(files, 10): this task's probabilities."""
         return evaluation.probabilities[self.start : self.start + len(self.notes)]
 
+    def scores(self, evaluation: Evaluation) -> np.ndarray:
+        """(files,): this task's digit scores (NaN: the model has none)."""
+        return evaluation.digit_scores[self.start : self.start + len(self.notes)]
+
 
 @dataclass
 class Failed:
@@ -98,19 +102,22 @@ class Evaluation:
     batch_size: int  # images in the model call (0: no call)
     seconds: float  # the model call's duration
     probabilities: np.ndarray  # (batch_size, 10): one array for the batch, one pickle to unpack
+    digit_scores: np.ndarray  # (batch_size,) float32: NaN when the model has no digit scorer
     retire: bool = False  # the engine process asks to be replaced (RECYCLE_ABOVE)
 
 
-def evaluate(tasks: list[Task], layers: list[DenseLayer]) -> Evaluation:
+def evaluate(tasks: list[Task], network: Network) -> Evaluation:
     """Preprocess each task's uploads (a task stops at its first bad one), then evaluate the model once
     on the images of every good task."""
     prepared: list[list[Preprocessed] | Failed] = [_prepare(task) for task in tasks]
     images = [image for entry in prepared if isinstance(entry, list) for image in entry]
     started = time.perf_counter()
     if images:
-        probabilities = forward(layers, np.concatenate([i.model_input for i in images]))
+        probabilities, scores = network(np.concatenate([i.model_input for i in images]))
     else:
-        probabilities = np.empty((0, NUM_CLASSES), np.float32)
+        probabilities, scores = np.empty((0, NUM_CLASSES), np.float32), None
+    if scores is None:
+        scores = np.full(len(probabilities), np.nan, np.float32)
     seconds = time.perf_counter() - started
     outcomes: list[Done | Failed] = []
     start = 0
@@ -121,7 +128,7 @@ def evaluate(tasks: list[Task], layers: list[DenseLayer]) -> Evaluation:
             pixels = [image.pixels for image in entry] if task.keep_pixels else None
             outcomes.append(Done(start, [image.notes for image in entry], pixels))
             start += len(entry)
-    return Evaluation(outcomes, len(images), seconds, probabilities)
+    return Evaluation(outcomes, len(images), seconds, probabilities, scores)
 
 
 def _prepare(task: Task) -> list[Preprocessed] | Failed:
@@ -146,7 +153,7 @@ def detached(error: ImageError) -> ImageError:
 
 
 def failed(outcome: Failed) -> Evaluation:
-    return Evaluation([outcome], 0, 0.0, np.empty((0, NUM_CLASSES), np.float32))
+    return Evaluation([outcome], 0, 0.0, np.empty((0, NUM_CLASSES), np.float32), np.empty(0, np.float32))
 
 
 def merge(parts: list[Evaluation]) -> Evaluation:
@@ -164,6 +171,7 @@ def merge(parts: list[Evaluation]) -> Evaluation:
         sum(part.batch_size for part in parts),
         sum(part.seconds for part in parts),
         np.concatenate([part.probabilities for part in parts]),
+        np.concatenate([part.digit_scores for part in parts]),
     )
 
 
@@ -178,6 +186,7 @@ def join_files(parts: list[Evaluation]) -> Evaluation:
         merged.batch_size,
         merged.seconds,
         merged.probabilities,
+        merged.digit_scores,
     )
 
 
@@ -216,12 +225,12 @@ class ThreadEngine:
 
     retiring = False  # a thread is never replaced
 
-    def __init__(self, layers: list[DenseLayer]) -> None:
-        self.layers = layers
+    def __init__(self, network: Network) -> None:
+        self.network = network
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="mnist-engine")
 
     async def evaluate(self, tasks: list[Task]) -> Evaluation:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, evaluate, tasks, self.layers)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, evaluate, tasks, self.network)
 
     async def recycle(self) -> None:
         pass
@@ -280,8 +289,8 @@ class ChildEngine:
     dies while idle (killed from outside, the OOM killer) is replaced at once, not at its next batch.
     """
 
-    def __init__(self, layers: list[DenseLayer], timeout_s: float = 30.0) -> None:
-        self.layers = layers
+    def __init__(self, network: Network, timeout_s: float = 30.0) -> None:
+        self.network = network
         self.timeout_s = timeout_s
         self.retiring = False  # the child asked to be replaced once its batch is answered
         self._child: asyncio.SubprocessTransport | None = None
@@ -291,8 +300,8 @@ class ChildEngine:
         self._revivals: set[asyncio.Task[None]] = set()
 
     @classmethod
-    async def start(cls, layers: list[DenseLayer], timeout_s: float = 30.0) -> ChildEngine:
-        engine = cls(layers, timeout_s)
+    async def start(cls, network: Network, timeout_s: float = 30.0) -> ChildEngine:
+        engine = cls(network, timeout_s)
         await engine._spawn()
         return engine
 
@@ -312,7 +321,7 @@ class ChildEngine:
         pipes.exited.add_done_callback(lambda _: self._on_exit(pipes))
         # the child answers once it holds the weights; starting Python and numpy on a busy node can take
         # far longer than a batch may (MNIST_ENGINE_TIMEOUT_S), hence a bound of its own
-        await self._ask(self.layers, max(self.timeout_s, SPAWN_TIMEOUT_S))
+        await self._ask(self.network, max(self.timeout_s, SPAWN_TIMEOUT_S))
 
     def _on_exit(self, pipes: Pipes) -> None:
         """The child exited: if it was not replaced or closed on purpose, replace it now."""
@@ -458,12 +467,12 @@ class ChildEngine:
 
 
 def main() -> None:
-    """The child: read the model's layers, then answer batches until the parent closes the pipe."""
+    """The child: read the model's network, then answer batches until the parent closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write to the answer pipe
     try:
-        layers = read_message(requests)
+        network = read_message(requests)
         write_message(answers, "ready")
         resident_bytes = Resident()
         baseline = resident_bytes()
@@ -471,7 +480,7 @@ def main() -> None:
         high = 0  # trims in a row that left the RSS over floor + RECYCLE_ABOVE
         while True:
             tasks = read_message(requests)
-            evaluation = evaluate(tasks, layers)  # type: ignore[arg-type]
+            evaluation = evaluate(tasks, network)  # type: ignore[arg-type]
             del tasks  # the uploads' bytes
             if resident_bytes() > baseline + TRIM_ABOVE:
                 trim_heap()

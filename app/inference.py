@@ -1,4 +1,10 @@
-"""The loaded model behind one small class: Classifier.load(path), classifier.predict_proba(batch)."""
+"""The loaded model behind one small class: Classifier.load(path), classifier.predict_proba(batch).
+
+A model is its classifier, `mnist-mlp.keras` ((N, 784) -> (N, 10) softmax), and, when its metadata's
+`digit_score` names one, the digit scorer beside it (`mnist-mlp.digit.keras`, (N, 784) -> (N, 1)
+sigmoid: how digit-like each input is). Both are stacks of Dense layers, evaluated in numpy: a
+`Network`, which is what the engines hold.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +36,7 @@ class ModelLoadError(Exception):
 class DenseLayer:
     kernel: np.ndarray  # (in, out) float32
     bias: np.ndarray  # (out,) float32
-    activation: str  # "relu", "softmax" or "linear"
+    activation: str  # "relu", "softmax", "sigmoid" or "linear"
 
 
 SPARSE_SHARE = 0.35  # see forward()
@@ -68,7 +74,26 @@ def _forward(layers: list[DenseLayer], x: np.ndarray, sparse: bool = True) -> np
             x -= x.max(axis=1, keepdims=True)
             np.exp(x, out=x)
             x /= x.sum(axis=1, keepdims=True)
+        elif layer.activation == "sigmoid":
+            np.negative(x, out=x)
+            np.exp(x, out=x)
+            x += 1.0
+            np.reciprocal(x, out=x)
     return x
+
+
+@dataclass
+class Network:
+    """What an engine evaluates: the classifier's Dense layers and the digit scorer's, if the model has one."""
+
+    classifier: list[DenseLayer]
+    scorer: list[DenseLayer] | None = None
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, 784) float32 in [0, 1] -> (N, 10) probabilities, and (N,) digit scores (None: no scorer)."""
+        x = np.asarray(batch, dtype=np.float32)
+        scores = None if self.scorer is None else forward(self.scorer, x)[:, 0]
+        return forward(self.classifier, x), scores
 
 
 def check_model_files(path: Path, verify_sha256: bool = True) -> tuple[dict[str, Any], str]:
@@ -106,8 +131,19 @@ class Classifier:
     (`model.predict` is built for big batches; docs/performance.md).
     """
 
-    def __init__(self, layers: list[DenseLayer], metadata: dict[str, Any], path: Path, sha256: str) -> None:
+    def __init__(
+        self,
+        layers: list[DenseLayer],
+        metadata: dict[str, Any],
+        path: Path,
+        sha256: str,
+        scorer: list[DenseLayer] | None = None,
+        digit_threshold: float | None = None,
+    ) -> None:
         self.layers = layers
+        self.network = Network(layers, scorer)
+        # is_digit = digit_score >= this: the metadata's, or MNIST_DIGIT_THRESHOLD; None without a scorer
+        self.digit_threshold = digit_threshold if scorer is not None else None
         self.metadata = metadata
         self.path = path
         self.sha256 = sha256
@@ -115,27 +151,48 @@ class Classifier:
         self.observer: Callable[[int, float, np.ndarray], None] | None = None
 
     @classmethod
-    def load(cls, path: str | Path, verify_sha256: bool = True, check_with_keras: bool = False) -> Classifier:
-        """Load the .keras file and its .json metadata; raise ModelLoadError with a clear message.
+    def load(
+        cls,
+        path: str | Path,
+        verify_sha256: bool = True,
+        check_with_keras: bool = False,
+        digit_threshold: float | None = None,
+    ) -> Classifier:
+        """Load the .keras file, its .json metadata and the digit scorer it names; raise ModelLoadError
+        with a clear message.
 
         The weights are read from the archive itself (no TensorFlow: start-up in a second and a tenth
         of the memory). `check_with_keras` also loads the model with Keras (safe mode) and refuses to
-        serve if its answers differ from the numpy path's.
+        serve if its answers differ from the numpy path's. `digit_threshold` overrides the metadata's
+        (MNIST_DIGIT_THRESHOLD).
         """
         path = Path(path)
         metadata, sha256 = check_model_files(path, verify_sha256)
-        classifier = cls(read_dense_layers(path), metadata, path, sha256)
+        scorer, threshold = read_scorer(path, metadata, verify_sha256)
+        classifier = cls(
+            read_dense_layers(path), metadata, path, sha256, scorer,
+            threshold if digit_threshold is None else digit_threshold,
+        )  # fmt: skip
         if check_with_keras:
             classifier.check_against(load_keras_model(path))
         return classifier
 
+    def predict(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, 784) float32 in [0, 1] -> (N, 10) float32 softmax probabilities, and (N,) digit scores
+        (None: the model has no digit scorer)."""
+        started = time.perf_counter()
+        probabilities, scores = self.network(batch)
+        if self.observer is not None:
+            self.observer(len(probabilities), time.perf_counter() - started, probabilities)
+        return probabilities, scores
+
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:
         """(N, 784) float32 in [0, 1] -> (N, 10) float32 softmax probabilities."""
-        started = time.perf_counter()
-        x = forward(self.layers, batch)
-        if self.observer is not None:
-            self.observer(len(x), time.perf_counter() - started, x)
-        return x
+        return self.predict(batch)[0]
+
+    def is_digit(self, scores: np.ndarray | None) -> np.ndarray | None:
+        """(N,) digit scores -> (N,) bool, at the model's threshold (None: no scorer)."""
+        return None if scores is None or self.digit_threshold is None else scores >= self.digit_threshold
 
     @property
     def version(self) -> str:
@@ -173,11 +230,13 @@ def load_keras_model(path: Path) -> Any:
         raise ModelLoadError(f"model file {path} could not be loaded by Keras ({type(exc).__name__}: {exc}).") from None
 
 
-def read_dense_layers(path: Path) -> list[DenseLayer]:
+def read_dense_layers(path: Path, outputs: int = NUM_CLASSES, last: str = "softmax") -> list[DenseLayer]:
     """The Dense layers of a Keras 3 MLP, in order, from the .keras archive: its config.json says which
     layers there are, model.weights.h5 holds their weights under the names Keras gives them when
     saving (the snake-cased class name, numbered from the second one on: dense, dense_1, ...).
-    Input and Dropout layers do nothing at inference; any other layer is refused."""
+    Input and Dropout layers do nothing at inference; any other layer is refused. The input is (N, 784)
+    and the last layer gives (N, `outputs`) with the activation `last`: the classifier's softmax over 10,
+    or the digit scorer's sigmoid over 1."""
     try:
         with zipfile.ZipFile(path) as archive:
             config = json.loads(archive.read("config.json"))
@@ -203,10 +262,10 @@ def read_dense_layers(path: Path) -> list[DenseLayer]:
                 if kind in ("InputLayer", "Dropout"):
                     continue
                 activation = options.get("activation")
-                if kind != "Dense" or activation not in ("relu", "softmax", "linear"):
+                if kind != "Dense" or activation not in ("relu", "softmax", "sigmoid", "linear"):
                     raise ModelLoadError(
                         f"model file {path}: layer {options.get('name')} ({kind}, {activation}) is not a Dense "
-                        "relu/softmax/linear layer."
+                        "relu/softmax/sigmoid/linear layer."
                     )
                 variables = store[f"layers/{stored}/vars"]
                 kernel = np.asarray(variables["0"], dtype=np.float32)
@@ -218,10 +277,32 @@ def read_dense_layers(path: Path) -> list[DenseLayer]:
         raise ModelLoadError(
             f"model file {path}: its weights don't match its layers ({type(exc).__name__}: {exc})."
         ) from None
-    shapes_ok = bool(layers) and layers[0].kernel.shape[0] == INPUT_SIZE and layers[-1].kernel.shape[1] == NUM_CLASSES
+    shapes_ok = bool(layers) and layers[0].kernel.shape[0] == INPUT_SIZE and layers[-1].kernel.shape[1] == outputs
     chained = all(a.kernel.shape[1] == b.kernel.shape[0] for a, b in itertools.pairwise(layers)) and all(
         layer.bias.shape == layer.kernel.shape[1:] for layer in layers
     )
-    if not shapes_ok or not chained or layers[-1].activation != "softmax":
-        raise ModelLoadError(f"model file {path}: expected input (N, 784) and a softmax output (N, 10).")
+    if not shapes_ok or not chained or layers[-1].activation != last:
+        raise ModelLoadError(f"model file {path}: expected input (N, 784) and a {last} output (N, {outputs}).")
     return layers
+
+
+def read_scorer(
+    path: Path, metadata: dict[str, Any], verify_sha256: bool = True
+) -> tuple[list[DenseLayer] | None, float | None]:
+    """The digit scorer that the model's metadata names (`digit_score`: its file beside the model, its
+    sha256 and its threshold), as Dense layers, and that threshold; (None, None) for a model without one."""
+    spec = metadata.get("digit_score")
+    if not isinstance(spec, dict) or "file" not in spec:
+        return None, None
+    file = path.with_name(str(spec["file"]))
+    if not file.is_file():
+        raise ModelLoadError(f"digit scorer {file} does not exist; {path.with_suffix('.json').name} names it.")
+    if verify_sha256 and spec.get("sha256") != sha256_file(file):
+        raise ModelLoadError(
+            f"digit scorer {file} does not match the sha256 that {path.with_suffix('.json').name} records; "
+            "the file was changed or corrupted."
+        )
+    threshold = spec.get("threshold")
+    if not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+        raise ModelLoadError(f"model metadata {path.with_suffix('.json')}: digit_score.threshold must be in [0, 1].")
+    return read_dense_layers(file, outputs=1, last="sigmoid"), float(threshold)

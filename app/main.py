@@ -27,7 +27,7 @@ from app.reload import Fingerprint, Reloader
 from app.routes import demo, health, v1
 from app.routes.v2 import repository
 from app.routes.v2 import routes as v2
-from app.service import Service
+from app.service import Service, load_classifier
 
 log = logging.getLogger("app")
 
@@ -49,9 +49,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         try:
             loaded = classifier
             if loaded is None:
-                loaded = await run_in_threadpool(
-                    Classifier.load, settings.model_path, settings.verify_model_sha256, settings.check_with_keras
-                )
+                loaded = await run_in_threadpool(load_classifier, settings)
             gate.check(loaded, settings.gate_min_accuracy, serving=None)  # the absolute bar, when one is set
         except ModelLoadError as exc:
             log.critical("cannot start: %s", exc)

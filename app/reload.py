@@ -35,7 +35,7 @@ from app.config import Settings
 from app.contract import MODEL_NAME, sha256_file
 from app.inference import Classifier, ModelLoadError
 from app.metrics import MODEL_RELOADS, set_model_info
-from app.service import Service
+from app.service import Service, load_classifier
 
 log = logging.getLogger("app")
 State = Literal["READY", "LOADING", "UNAVAILABLE"]
@@ -181,7 +181,7 @@ class Reloader:
             return ""  # missing: Classifier.load says so
 
     def _load_and_gate(self, serving: Classifier) -> Classifier:
-        candidate = Classifier.load(self.path, self.settings.verify_model_sha256, self.settings.check_with_keras)
+        candidate = load_classifier(self.settings)
         gate.check(candidate, self.settings.gate_min_accuracy, serving)
         return candidate
 

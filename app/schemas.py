@@ -35,6 +35,8 @@ class Prediction(BaseModel):
                     "preprocess": "mnist",
                     "notes": ["inverted dark-on-light"],
                     "model_version": "3f2a9c1b7d04",
+                    "digit_score": 0.9931,
+                    "is_digit": True,
                 }
             ]
         }
@@ -59,6 +61,17 @@ class Prediction(BaseModel):
     model_version: str = Field(
         description="the model version that answered: the first 12 hex digits of its file's sha256 (as /v2 names it)"
     )
+    digit_score: float | None = Field(
+        None, ge=0, le=1,
+        description="how much the image looks like a handwritten digit at all, from 0 to 1 (the model's digit "
+        "scorer, trained on MNIST against drawings that are no digit: letters, symbols, doodles); absent when "
+        "the model has no scorer",
+    )  # fmt: skip
+    is_digit: bool | None = Field(
+        None,
+        description="`digit_score` is at least the model's threshold (GET /v1/model: `digit_threshold`). When false, "
+        "`digit` is only the best guess among the ten: the image does not look like a digit",
+    )
 
 
 class BatchPrediction(BaseModel):
@@ -80,6 +93,10 @@ class ModelInfo(BaseModel):
     preprocessing_modes: dict[str, str] = Field(description="values of the `preprocess` query parameter")
     formats: list[str] = Field(description="the image formats accepted (Pillow's names; HEIF covers HEIC)")
     limits: dict[str, int] = Field(description="the service's upload limits")
+    digit_threshold: float | None = Field(
+        description="`is_digit` is `digit_score >= digit_threshold`: the model's own (its metadata's), or "
+        "MNIST_DIGIT_THRESHOLD; null when the model has no digit scorer"
+    )
     metadata: dict[str, Any] = Field(
         description="the training metadata (models/mnist-mlp.json), without the per-epoch history"
     )

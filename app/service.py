@@ -26,9 +26,39 @@ from app.config import Settings
 from app.inference import Classifier
 from app.preprocessing import Mode
 
-__all__ = ["Deployment", "Result", "Service", "Upload"]
+__all__ = ["Answers", "Deployment", "Result", "Service", "Upload"]
 log = logging.getLogger("app")
 DRAIN_POLL_S = 0.02  # how often a retired version is checked for work still in flight
+
+
+def load_classifier(settings: Settings, check_with_keras: bool | None = None) -> Classifier:
+    """The model at MNIST_MODEL_PATH, loaded and checked as the settings say (raises ModelLoadError)."""
+    return Classifier.load(
+        settings.model_path,
+        settings.verify_model_sha256,
+        settings.check_with_keras if check_with_keras is None else check_with_keras,
+        settings.digit_threshold,
+    )
+
+
+@dataclass
+class Answers:
+    """The model's answers for N images, as arrays (/v2's outputs)."""
+
+    probabilities: np.ndarray  # (N, 10) float32
+    digit_scores: np.ndarray | None  # (N,) float32; None: the model has no digit scorer
+    is_digit: np.ndarray | None  # (N,) bool
+    version: str  # of the model that computed them
+
+    @classmethod
+    def of(cls, results: list[Result]) -> Answers:
+        scored = results[0].digit_score is not None
+        return cls(
+            np.stack([result.probabilities for result in results]),
+            np.array([r.digit_score for r in results], np.float32) if scored else None,
+            np.array([r.is_digit for r in results], np.bool_) if scored else None,
+            results[0].version,
+        )
 
 
 @dataclass
@@ -129,7 +159,8 @@ class Service:
         Each Result names the version that made it."""
         return await self.current.batcher.predict(uploads, mode, self.max_pixels, keep_pixels)
 
-    async def classify_pixels(self, pixels: np.ndarray) -> tuple[np.ndarray, str]:
-        """(N, 784) float32 in [0, 1] -> (N, 10) probabilities, and the version that computed them."""
+    async def classify_pixels(self, pixels: np.ndarray) -> Answers:
+        """(N, 784) float32 in [0, 1] -> the model's answers, and the version that computed them."""
         classifier = self.current.classifier
-        return await run_in_threadpool(classifier.predict_proba, pixels), classifier.version
+        probabilities, scores = await run_in_threadpool(classifier.predict, pixels)
+        return Answers(probabilities, scores, classifier.is_digit(scores), classifier.version)

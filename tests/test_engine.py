@@ -103,7 +103,7 @@ class FakeEngine:
         self.batches.append(len(tasks))
         await asyncio.sleep(self.seconds)
         outcomes = [Done(i, [[]], None) for i in range(len(tasks))]
-        return Evaluation(outcomes, len(tasks), 0.0, np.full((len(tasks), 10), 0.1))  # type: ignore[arg-type]
+        return Evaluation(outcomes, len(tasks), 0.0, np.full((len(tasks), 10), 0.1), np.full(len(tasks), np.nan))  # type: ignore[arg-type]
 
     async def close(self) -> None:
         pass
@@ -144,7 +144,7 @@ class CrashOnMarker(ChildEngine):
 
 def test_an_upload_that_kills_the_engine_is_refused_and_the_rest_answered(classifier: Classifier) -> None:
     async def scenario() -> tuple[Evaluation, int, bool]:
-        engine = await CrashOnMarker.start(classifier.layers)
+        engine = await CrashOnMarker.start(classifier.network)
         before = engine.pid
         tasks = [
             Task([SEVEN], "mnist", 10**6),
@@ -194,7 +194,7 @@ class HangOnMarker(ChildEngine):
 
 def test_an_upload_that_stalls_the_engine_is_refused_after_the_timeout(classifier: Classifier) -> None:
     async def scenario() -> tuple[Evaluation, int, bool]:
-        engine = await HangOnMarker.start(classifier.layers, timeout_s=0.5)
+        engine = await HangOnMarker.start(classifier.network, timeout_s=0.5)
         before = engine.pid
         evaluation = await engine.evaluate([Task([SEVEN], "mnist", 10**6), Task([b"HANG"], "mnist", 10**6)])
         assert engine.pid is not None
@@ -225,7 +225,7 @@ def test_a_retry_keeps_the_results_it_got(classifier: Classifier) -> None:
     """A request whose files fail together but each succeed alone is answered, not a 5xx."""
 
     async def scenario() -> Evaluation:
-        engine = await CrashOnCompany.start(classifier.layers)
+        engine = await CrashOnCompany.start(classifier.network)
         try:
             return await engine.evaluate([Task([SEVEN, SEVEN, SEVEN], "mnist", 10**6, keep_pixels=True)])
         finally:
@@ -239,7 +239,7 @@ def test_a_retry_keeps_the_results_it_got(classifier: Classifier) -> None:
 
 
 def test_the_engine_timeout_grows_with_the_files_in_a_batch(classifier: Classifier) -> None:
-    engine = ChildEngine(classifier.layers, timeout_s=2.0)
+    engine = ChildEngine(classifier.network, timeout_s=2.0)
     one, sixteen_more = (
         [Task([SEVEN], "mnist", 10**6)],
         [Task([SEVEN] * 9, "mnist", 10**6), Task([SEVEN] * 8, "mnist", 10**6)],
@@ -320,11 +320,11 @@ def test_a_refused_upload_leaves_nothing_for_the_garbage_collector(classifier: C
         "bomb": encode(Image.new("L", (9000, 9000), 0), "PNG"),
     }[kind]
     task = Task([data], "mnist", max_pixels=1_000_000 if kind == "bomb" else 40_000_000)
-    evaluate([task], classifier.layers)  # warm: first calls import and cache lazily
+    evaluate([task], classifier.network)  # warm: first calls import and cache lazily
     gc.collect()
     gc.disable()
     try:
-        evaluation = evaluate([task], classifier.layers)
+        evaluation = evaluate([task], classifier.network)
         assert isinstance(evaluation.outcomes[0], Failed)
         del evaluation
         assert gc.collect() == 0
@@ -334,7 +334,7 @@ def test_a_refused_upload_leaves_nothing_for_the_garbage_collector(classifier: C
 
 def test_an_engine_killed_while_idle_is_replaced_at_once(classifier: Classifier) -> None:
     async def scenario() -> tuple[int, int | None, bool]:
-        engine = await ChildEngine.start(classifier.layers)
+        engine = await ChildEngine.start(classifier.network)
         before = engine.pid
         assert before is not None
         os.kill(before, signal.SIGKILL)
@@ -366,7 +366,7 @@ class DiesWhileStarting(ChildEngine):
 
 def test_a_child_that_dies_while_starting_is_replaced_again_then_the_engine_says_503(classifier: Classifier) -> None:
     async def scenario() -> tuple[Evaluation, type[BaseException] | None]:
-        engine = await DiesWhileStarting.start(classifier.layers)
+        engine = await DiesWhileStarting.start(classifier.network)
         assert engine.pid is not None
         engine.failures = 1
         os.kill(engine.pid, signal.SIGKILL)  # the batch finds it dead; its first replacement dies too
@@ -406,7 +406,7 @@ class AlreadyGone:
 
 def test_killing_a_child_whose_exit_is_not_yet_reported_is_not_an_error(classifier: Classifier) -> None:
     async def scenario() -> bool:
-        engine = await ChildEngine.start(classifier.layers)
+        engine = await ChildEngine.start(classifier.network)
         engine._child = AlreadyGone(engine._child)  # type: ignore[assignment]
         await engine.kill()  # raised ProcessLookupError out of the retry path: a 500 under make chaos
         answered = isinstance(await engine.evaluate([Task([SEVEN], "mnist", 10**6)]), Evaluation)

@@ -16,14 +16,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.contract import sha256_file
+from app.contract import flatten_and_scale, sha256_file
+from app.inference import Classifier
 from tests.conftest import ROOT, load_sample
 from training.data import array_sha256, load_mnist
 from training.evaluate import evaluate
 from training.evaluate import main as evaluate_main
 from training.models import PRESETS
 from training.train import main as train_main
-from training.train import publish, temporary_paths
+from training.train import publish, split_validation, temporary_paths
 
 TRAIN, TEST, VALIDATION = 600, 200, 100
 METADATA_KEYS = {  # every field train.py writes
@@ -65,7 +66,17 @@ def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def argv(data: Path, out: Path, *extra: str) -> list[str]:
     """The default preset (augmentation, bold copies, dropout, warm-up, label smoothing) for 2 short epochs."""
-    common = ["--preset", "default", "--epochs", "2", "--validation-size", str(VALIDATION), "--quiet"]
+    common = [
+        "--preset",
+        "default",
+        "--epochs",
+        "2",
+        "--scorer-epochs",
+        "2",
+        "--validation-size",
+        str(VALIDATION),
+        "--quiet",
+    ]
     return [*common, "--data", str(data), "--out", str(out), *extra]
 
 
@@ -88,6 +99,7 @@ def test_writes_the_model_its_metadata_and_plots(trained: tuple[Path, dict[str, 
     assert sorted(p.name for p in model.parent.iterdir()) == [
         "m.confusion.png",
         "m.curves.png",
+        "m.digit.keras",
         "m.json",
         "m.keras",
         "m.reliability.png",
@@ -275,6 +287,7 @@ def test_publish_moves_every_file_into_place_the_model_last(tmp_path: Path, monk
     assert moved[-1] == "m.keras" and sorted(moved) == [
         "m.confusion.png",
         "m.curves.png",
+        "m.digit.keras",
         "m.json",
         "m.keras",
         "m.reliability.png",
@@ -306,6 +319,7 @@ TRAINING_MODULES = [
     "training.models",
     "training.negatives",
     "training.plots",
+    "training.scorer",
     "training.teacher",
     "training.train",
 ]
@@ -361,8 +375,48 @@ def test_the_saved_model_is_calibrated_on_validation(trained: tuple[Path, dict[s
         assert {"ece_before", "ece_after"} <= set(calibration[split])
     # the file holds the calibrated model: the test ECE recorded for it is the "after" one
     assert meta["metrics"]["test"]["ece"] == pytest.approx(calibration["test"]["ece_after"], abs=1e-3)
-    assert "temperature" in stdout and meta["digit_score"]["method"] == "energy"
-    assert set(meta["stages"]) == {"data_seconds", "student_seconds", "calibration_and_evaluation_seconds"}
+    assert "temperature" in stdout
+    assert set(meta["stages"]) == {
+        "data_seconds",
+        "student_seconds",
+        "calibration_and_evaluation_seconds",
+        "scorer_seconds",
+    }
+
+
+def test_the_digit_scorer_is_saved_beside_the_model_and_served_with_it(
+    trained: tuple[Path, dict[str, Any], str], data_file: Path
+) -> None:
+    """The scorer's file matches the metadata's sha256; its threshold, folded into its last bias, is 0.5,
+    where 1% of the validation digits fall below it; the service loads it with the model."""
+    model, meta, _ = trained
+    spec = meta["digit_score"]
+    scorer_file = model.with_name(spec["file"])
+    assert spec["file"] == "m.digit.keras" and spec["sha256"] == sha256_file(scorer_file)
+    assert spec["threshold"] == 0.5 and 0 < spec["threshold_before_folding"] < 1
+    assert spec["flagged"]["validation_digits"] == pytest.approx(0.01, abs=0.011)
+    classifier = Classifier.load(model)
+    assert classifier.digit_threshold == 0.5 and classifier.network.scorer is not None
+    data = load_mnist(data_file)
+    split = split_validation(data, VALIDATION, 42)
+    _, scores = classifier.predict(flatten_and_scale(split.x_val))
+    assert scores is not None and scores.shape == (VALIDATION,) and ((scores >= 0) & (scores <= 1)).all()
+    # the numpy path is Keras's own answer
+    keras_scores = keras.saving.load_model(scorer_file, compile=False)(flatten_and_scale(split.x_val))
+    np.testing.assert_allclose(scores, np.asarray(keras_scores)[:, 0], atol=1e-5)
+    assert (scores < 0.5).mean() == pytest.approx(spec["flagged"]["validation_digits"], abs=1e-9)
+    assert Classifier.load(model, digit_threshold=0.9).digit_threshold == 0.9
+
+
+def test_no_scorer_writes_none_and_serves_without_one(data_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.keras"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert train_main([*argv(data_file, out, "--no-scorer"), "--epochs", "1"]) == 0
+    assert not out.with_name("m.digit.keras").exists() and "digit_score" not in json.loads(
+        out.with_suffix(".json").read_text()
+    )
+    classifier = Classifier.load(out)
+    assert classifier.digit_threshold is None and classifier.predict(np.zeros((2, 784), np.float32))[1] is None
 
 
 @pytest.fixture(scope="module")

@@ -372,7 +372,7 @@ def with_pixels(**changes: Any) -> dict[str, Any]:
         ({"inputs": []}, "exactly one input tensor: 'pixels' or 'image'"),
         ({"inputs": [PIXELS, PIXELS]}, "exactly one input tensor"),
         ({}, "exactly one input tensor"),
-        (with_pixels() | {"outputs": [{"name": "logits"}]}, "Unknown output 'logits'; expected 'probabilities' or 'digit'"),
+        (with_pixels() | {"outputs": [{"name": "logits"}]}, "Unknown output 'logits'; expected one of 'probabilities', 'digit', 'digit_score', 'is_digit'"),
         (with_pixels() | {"outputs": [{"name": "digit", "parameters": {"classification": 3}}]}, "classification extension is not supported"),
         (with_pixels() | {"outputs": [{"name": "digit", "parameters": "binary"}]}, "Output 'digit': 'parameters' must be an object"),
         (with_pixels() | {"outputs": {"name": "digit"}}, "'outputs' must be a list"),

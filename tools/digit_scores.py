@@ -1,6 +1,10 @@
 """Compare "not a digit" scores of a saved model on held-out non-digits (tools/nondigits.py), MNIST test
 digits and realistic uploads (tools/uploads.py), all through the numpy forward pass, as served.
 
+`digit_scorer` is the one the service answers (`digit_score`, `is_digit`): the model's own scorer
+(training/scorer.py), at the threshold in its metadata; the others are alternatives computed from the
+classifier alone, each at its own threshold chosen on the validation digits.
+
 Each score's threshold is chosen on the validation digits (the training run's own split, from its seed)
 so that at most `--flag` of them are called non-digits; the report gives, per score, the share of
 non-digits flagged, the share of test digits and of uploads (per kind) flagged, and the AUROC of
@@ -21,7 +25,7 @@ import numpy as np
 from app import digit_score
 from app.calibration import expected_calibration_error, softmax
 from app.contract import flatten_and_scale
-from app.inference import DenseLayer, read_dense_layers
+from app.inference import Classifier, DenseLayer, forward
 from app.preprocessing import ImageError, preprocess
 from tools.nondigits import make_nondigits
 from tools.uploads import KINDS, make_upload
@@ -85,7 +89,8 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     from training.data import load_mnist
     from training.train import split_validation
 
-    layers = read_dense_layers(args.model)
+    classifier = Classifier.load(args.model)
+    layers = classifier.layers
     data = load_mnist(args.data)
     split = split_validation(data, args.validation_size, args.seed)
     nondigits, nd_kinds = make_nondigits(args.per_kind, args.nondigit_seed)
@@ -112,6 +117,9 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         v = raw[kind]("validation")
         return lambda name: (raw[kind](name) - v.mean()) / v.std()
 
+    if classifier.network.scorer is not None:
+        served = classifier.network.scorer
+        raw["digit_scorer"] = lambda name: forward(served, sets[name])[:, 0].astype(np.float64)
     scorers = {
         **raw,
         "energy+reconstruction": lambda name: digit_score.combined(
@@ -133,9 +141,15 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         },
         "scores": {},
     }
+    if "digit_scorer" in raw:
+        scorers["digit_scorer+energy"] = lambda name: digit_score.combined(
+            standardised("digit_scorer")(name), standardised("energy")(name)
+        )
     for name, scorer in scorers.items():
         s = {k: scorer(k) for k in ("validation", "test", "uploads", "nondigits")}
         threshold = float(np.quantile(s["validation"], args.flag))
+        if name == "digit_scorer":  # as served: at the model's own threshold
+            threshold = float(classifier.digit_threshold)  # type: ignore[arg-type]
         flagged_up = s["uploads"] < threshold
         out["scores"][name] = {
             "threshold": threshold,
@@ -163,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flag", type=float, default=0.01, help="share of validation digits flagged")
     parser.add_argument("--per-kind", type=int, default=40, help="non-digits of each kind")
     parser.add_argument("--nondigit-seed", type=int, default=2026)
-    parser.add_argument("--uploads-per-kind", type=int, default=60)
+    parser.add_argument("--uploads-per-kind", type=int, default=100)
     args = parser.parse_args(argv)
     print(json.dumps(report(args), indent=2))
     return 0

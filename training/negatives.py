@@ -2,23 +2,37 @@
 trained towards a uniform output (Hendrycks et al. 2019), so that "no digit in particular" is something
 it can say.
 
-Four kinds, each (N, 28, 28) uint8 white on black like MNIST:
+Nine kinds, each (N, 28, 28) uint8 white on black like MNIST:
 - `halves`: the top (or left) half of one digit joined to the other half of a digit of another class;
 - `scrambled`: a digit cut into a 4x4 grid of 7x7 patches, shuffled;
 - `strokes`: random curved strokes with MNIST's pen, centred like MNIST;
-- `occluded`: a digit with most of its ink rubbed out by rectangles.
+- `occluded`: a digit with most of its ink rubbed out by rectangles;
+- `mirrored`: a digit of a class whose mirror image is no digit (2 3 4 7 9), flipped left to right;
+- `turned`: a digit turned a quarter (not 0s, which stay 0s, nor 1s, which stay slanted 1s);
+- `overlaid`: two digits of different classes on top of each other, shifted;
+- `pairs`: two digits side by side, as one image;
+- `marked`: a digit with a mark that makes it something else: a dot below or beside it, or a bar through it;
+- `shapes`: one to four random pen primitives (polygons, arcs, segments, crossings, parallels, zigzags,
+  spirals, hatching, dots).
+The last five, like the service's uploads, are brought to MNIST's form by the service's own steps
+(`to_mnist_form`: cropped, fitted to 20 px, centred by mass), so their framing says nothing.
 
 The held-out non-digits that measure the score (tools/nondigits.py) are made another way, on purpose.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-KINDS = ("halves", "scrambled", "strokes", "occluded")
+from app.preprocessing import ImageError, to_mnist_form
+
+KINDS = ("halves", "scrambled", "strokes", "occluded", "mirrored", "turned", "overlaid", "pairs", "marked", "shapes")
+MARKED_CLASSES = (0, 2, 3, 5, 6, 8, 9)  # a bar through a 1, 4 or 7 can leave one (a crossed 7 is a 7)
+MIRROR_CLASSES = (2, 3, 4, 7, 9)  # mirrored, these are no digit (a mirrored 0, 1 or 8 is one; 5 and 6 are close)
 Maker = Callable[[np.ndarray, np.ndarray, int, np.random.Generator], np.ndarray]
 
 
@@ -88,19 +102,200 @@ def occluded(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> 
     return out
 
 
-MAKERS: dict[str, Maker] = {"halves": halves, "scrambled": scrambled, "strokes": strokes, "occluded": occluded}
+def in_mnist_form(images: list[np.ndarray]) -> np.ndarray:
+    """Light-on-black images of any size -> (N, 28, 28) uint8 in MNIST's form; those with no strokes
+    come out blank (make_negatives drops them)."""
+    out = np.zeros((len(images), 28, 28), dtype=np.uint8)
+    for i, image in enumerate(images):
+        with contextlib.suppress(ImageError):
+            out[i] = to_mnist_form(np.asarray(image, dtype=np.float32), [])
+    return out
 
 
-def make_negatives(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """(N, 28, 28) uint8 digits and (N,) labels -> (n, 28, 28) uint8 non-digits, the four kinds in equal
-    shares (images with almost no ink left dropped and redrawn), reproducible from `seed`."""
+def _upscaled(digit: np.ndarray, side: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BILINEAR))
+
+
+def mirrored(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n digits of MIRROR_CLASSES, flipped left to right."""
+    pool = np.flatnonzero(np.isin(y, MIRROR_CLASSES))
+    return in_mnist_form([_upscaled(d, 56)[:, ::-1] for d in x[rng.choice(pool, n)]])
+
+
+def turned(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n digits (no 0s or 1s) turned a quarter, one way or the other."""
+    pool = np.flatnonzero(y >= 2)
+    return in_mnist_form([np.rot90(_upscaled(d, 56), int(rng.choice([1, 3]))) for d in x[rng.choice(pool, n)]])
+
+
+def _two_of_a_kind(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    a, b = rng.integers(len(x), size=n), rng.integers(len(x), size=n)
+    same = y[a] == y[b]
+    while same.any():
+        b[same] = rng.integers(len(x), size=int(same.sum()))
+        same = y[a] == y[b]
+    return x[a], x[b]
+
+
+def overlaid(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n images of two digits of different classes on top of each other, the second shifted by up to 8 px."""
+    first, second = _two_of_a_kind(x, y, n, rng)
+    out = []
+    for a, b in zip(first, second, strict=True):
+        canvas = np.zeros((44, 44), dtype=np.uint8)
+        canvas[8:36, 8:36] = a
+        dy, dx = rng.integers(-8, 9, size=2)
+        region = canvas[8 + dy : 36 + dy, 8 + dx : 36 + dx]
+        np.maximum(region, b, out=region)
+        out.append(canvas)
+    return in_mnist_form(out)
+
+
+def pairs(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n images of two digits side by side, 0-6 px apart."""
+    first, second = _two_of_a_kind(x, y, n, rng)
+    out = []
+    for a, b in zip(first, second, strict=True):
+        gap = int(rng.integers(0, 7))
+        canvas = np.zeros((28, 56 + gap - 8), dtype=np.uint8)  # the digits' own margins overlap a little
+        canvas[:, :28] = a
+        np.maximum(canvas[:, 20 + gap :], b, out=canvas[:, 20 + gap :])
+        out.append(canvas)
+    return in_mnist_form(out)
+
+
+def marked(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n digits of MARKED_CLASSES at 56 px, each with a dot 4-12 px below or beside it, or a bar through it."""
+    pool = np.flatnonzero(np.isin(y, MARKED_CLASSES))
+    out = []
+    for digit in x[rng.choice(pool, n)]:
+        canvas = Image.new("L", (96, 96), 0)
+        canvas.paste(Image.fromarray(_upscaled(digit, 56)), (20, 12))
+        draw = ImageDraw.Draw(canvas)
+        pen = int(rng.integers(4, 9))
+        mark = rng.integers(3)
+        if mark == 0:  # a dot below
+            cx, cy = rng.uniform(35, 60), rng.uniform(72, 84)
+            draw.ellipse((cx - pen, cy - pen, cx + pen, cy + pen), fill=255)
+        elif mark == 1:  # a dot beside
+            cx, cy = rng.choice([rng.uniform(6, 14), rng.uniform(80, 90)]), rng.uniform(30, 70)
+            draw.ellipse((cx - pen, cy - pen, cx + pen, cy + pen), fill=255)
+        else:  # a bar through, roughly upright
+            cx, lean = rng.uniform(38, 58), rng.uniform(-10, 10)
+            draw.line([(cx - lean, rng.uniform(0, 12)), (cx + lean, rng.uniform(72, 94))], fill=255, width=pen)
+        out.append(np.asarray(canvas))
+    return in_mnist_form(out)
+
+
+def _primitive(
+    kind: str, rng: np.random.Generator, box: tuple[float, float, float, float]
+) -> list[list[tuple[float, float]]]:
+    """Polylines of one pen primitive inside `box` (left, top, width, height), in canvas pixels."""
+    left, top, width, height = box
+
+    def at(u: float, v: float) -> tuple[float, float]:
+        return left + u * width, top + v * height
+
+    if kind == "polygon":
+        k = int(rng.integers(3, 8))
+        angles = np.sort(rng.uniform(0, 2 * np.pi, k))
+        radii = rng.uniform(0.25, 0.5, k)
+        points = [at(0.5 + r * np.cos(t), 0.5 + r * np.sin(t)) for r, t in zip(radii, angles, strict=True)]
+        return [points + points[:1] if rng.random() < 0.7 else points]
+    if kind == "arc":
+        start = rng.uniform(0, 2 * np.pi)
+        t = np.linspace(start, start + rng.uniform(0.5, 1.6) * np.pi, 16)
+        return [[at(0.5 + 0.5 * np.cos(a), 0.5 + 0.5 * np.sin(a)) for a in t]]
+    if kind == "segment":
+        return [[at(*rng.uniform(0, 1, 2)), at(*rng.uniform(0, 1, 2))]]
+    if kind == "crossing":  # two segments crossing near their middles: an x, a +, a t
+        cx, cy, a = rng.uniform(0.35, 0.65), rng.uniform(0.35, 0.65), rng.uniform(0, np.pi)
+        b = a + rng.uniform(0.35, 0.65) * np.pi
+        return [
+            [at(cx - r * np.cos(t), cy - r * np.sin(t)), at(cx + q * np.cos(t), cy + q * np.sin(t))]
+            for t in (a, b)
+            for r, q in [rng.uniform(0.25, 0.5, 2)]
+        ]
+    if kind == "parallels":  # two or three roughly parallel segments: an =, a ||
+        k, angle = int(rng.integers(2, 4)), float(rng.uniform(0, np.pi))
+        dx, dy = 0.5 * np.cos(angle), 0.5 * np.sin(angle)
+        return [
+            [at(0.5 - dx + o * dy, 0.5 - dy - o * dx), at(0.5 + dx + o * dy, 0.5 + dy - o * dx)]
+            for o in np.linspace(-0.3, 0.3, k) + rng.uniform(-0.05, 0.05, k)
+        ]
+    if kind == "zigzag":
+        k = int(rng.integers(4, 8))
+        vertical = rng.random() < 0.5
+        points = [(i / (k - 1), float(i % 2)) for i in range(k)]
+        return [[at(v, u) if vertical else at(u, v) for u, v in points]]
+    if kind == "spiral":
+        turns = rng.uniform(1.3, 3.0)
+        t = np.linspace(0, turns * 2 * np.pi, int(24 * turns))
+        r = 0.5 * t / t[-1]
+        return [[at(0.5 + ri * np.cos(ti), 0.5 + ri * np.sin(ti)) for ri, ti in zip(r, t, strict=True)]]
+    if kind == "hatch":
+        lines = []
+        for _ in range(int(rng.integers(2, 4))):
+            u = rng.uniform(0, 1)
+            lines.append([at(u, 0), at(u + rng.uniform(-0.2, 0.2), 1)])
+        for _ in range(int(rng.integers(1, 4))):
+            v = rng.uniform(0, 1)
+            lines.append([at(0, v), at(1, v + rng.uniform(-0.2, 0.2))])
+        return lines
+    # dots
+    return [[at(u, v), at(u + 0.02, v)] for u, v in rng.uniform(0, 1, (int(rng.integers(2, 6)), 2))]
+
+
+PRIMITIVES = ("polygon", "arc", "segment", "crossing", "parallels", "zigzag", "spiral", "hatch", "dots")
+ALONE = ("polygon", "crossing", "parallels", "zigzag", "spiral", "hatch")  # a lone arc or segment: a 0, a 1, a 7
+
+
+def shapes(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n drawings of one to four pen primitives, at random places and sizes, with one random pen each."""
+    out = []
+    for _ in range(n):
+        image = Image.new("L", (112, 112), 0)
+        draw = ImageDraw.Draw(image)
+        count = int(rng.integers(1, 5))
+        pen = int(rng.integers(5, 13))
+        for _ in range(count):
+            kind = str(rng.choice(ALONE if count == 1 else PRIMITIVES))
+            w, h = rng.uniform(30, 100, 2)
+            box = (rng.uniform(0, 112 - w), rng.uniform(0, 112 - h), w, h)
+            for line in _primitive(kind, rng, box):
+                draw.line(line, fill=255, width=pen, joint="curve")
+        out.append(np.asarray(image.filter(ImageFilter.GaussianBlur(1.0))))
+    return in_mnist_form(out)
+
+
+FRAMED_BY_MNIST = ("halves", "scrambled", "strokes", "occluded")  # made at 28x28 in MNIST's frame: refit
+
+MAKERS: dict[str, Maker] = {
+    "halves": halves,
+    "scrambled": scrambled,
+    "strokes": strokes,
+    "occluded": occluded,
+    "mirrored": mirrored,
+    "turned": turned,
+    "overlaid": overlaid,
+    "pairs": pairs,
+    "marked": marked,
+    "shapes": shapes,
+}
+
+
+def make_negatives(x: np.ndarray, y: np.ndarray, n: int, seed: int, kinds: tuple[str, ...] = KINDS) -> np.ndarray:
+    """(N, 28, 28) uint8 digits and (N,) labels -> (n, 28, 28) uint8 non-digits in MNIST's form, `kinds`
+    in equal shares (images with almost no ink left dropped and redrawn), reproducible from `seed`."""
     rng = np.random.default_rng([seed, 14])
     parts = []
-    for i, kind in enumerate(KINDS):
-        want = n // len(KINDS) + (1 if i < n % len(KINDS) else 0)
+    for i, kind in enumerate(kinds):
+        want = n // len(kinds) + (1 if i < n % len(kinds) else 0)
         made = np.empty((0, 28, 28), dtype=np.uint8)
         while len(made) < want:
             batch = MAKERS[kind](x, y, want - len(made), rng)
+            if kind in FRAMED_BY_MNIST:
+                batch = in_mnist_form(list(batch))
             made = np.concatenate([made, batch[(batch > 127).sum(axis=(1, 2)) >= 15]])
         parts.append(made)
     return np.concatenate(parts)[rng.permutation(n)]

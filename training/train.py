@@ -20,6 +20,7 @@ from training.data import DataError, Mnist, array_sha256, load_mnist
 from training.distill import Distillation
 from training.evaluate import predict_probabilities, report_from_probabilities
 from training.models import PRESETS, Preset
+from training.scorer import ScorerRecipe, scorer_path
 from training.teacher import TeacherRecipe
 
 DEFAULT_OUT = Path("models/mnist-mlp.keras")
@@ -62,6 +63,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--outliers", type=float, help="negatives added to each batch, as a share of its digits (default: the preset's)"
     )
     parser.add_argument(
+        "--scorer",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="train the digit scorer (digit_score, is_digit) and save it beside the model (default: yes)",
+    )
+    parser.add_argument("--scorer-epochs", type=int, help="epochs of the digit scorer (default: its recipe's)")
+    parser.add_argument(
         "--seed", type=int, default=42, help="random seed; a run is reproducible from it (default: %(default)s)"
     )
     parser.add_argument(
@@ -83,7 +91,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.out.suffix != ".keras":
         parser.error(f"--out must end in .keras, got {args.out}")
-    for name in ("epochs", "batch_size", "teacher_epochs"):
+    for name in ("epochs", "batch_size", "teacher_epochs", "scorer_epochs"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.bold is not None and not 0 <= args.bold <= 1:
@@ -124,6 +132,7 @@ class Run:
     teacher: TeacherRecipe = field(default_factory=TeacherRecipe)
     teacher_path: Path | None = None  # a saved teacher to reuse
     teacher_out: Path | None = None  # where a newly trained one goes
+    scorer: ScorerRecipe | None = field(default_factory=ScorerRecipe)  # None: no digit scorer
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Run:
@@ -136,6 +145,10 @@ class Run:
             teacher = TeacherRecipe(epochs=args.teacher_epochs)
         out = getattr(args, "out", DEFAULT_OUT)
         elastic, outliers = getattr(args, "elastic", None), getattr(args, "outliers", None)
+        scorer = None
+        if getattr(args, "scorer", True):
+            epochs = getattr(args, "scorer_epochs", None)
+            scorer = ScorerRecipe(epochs=epochs) if epochs else ScorerRecipe()
         return cls(
             preset_name=args.preset,
             preset=preset,
@@ -151,6 +164,7 @@ class Run:
             teacher=teacher,
             teacher_path=getattr(args, "teacher", None),
             teacher_out=getattr(args, "teacher_out", None) or out.with_name("mnist-teacher.keras"),
+            scorer=scorer,
         )
 
     @property
@@ -171,6 +185,7 @@ class Datasets(NamedTuple):
     steps_per_epoch: int
     validation: tuple[np.ndarray, np.ndarray]  # (N, 784) float32 in [0, 1], (N, 10) one-hot
     teacher_train: Any = None  # the pipeline a new teacher trains on: `train` without the negatives
+    bold_images: np.ndarray | None = None  # the training digits' bold copies, when the run makes them
 
 
 class Fitted(NamedTuple):
@@ -275,13 +290,17 @@ def build_datasets(split: Split, run: Run) -> Datasets:
         from training.bold import bold_copies
 
         bold_images = bold_copies(split.x_train, run.seed, workers=os.cpu_count() or 1)
-    args = (split.x_train, split.y_train, run.batch_size, run.seed, run.preset.augment, run.bold, run.elastic)
-    train = make_dataset(*args, negatives=negatives, bold_images=bold_images)
-    # The teacher learns the digits alone: negatives in its batches skew its batch-norm statistics
-    # (a 15-epoch teacher trained with them reached 97.5% on the test set, against 99.0% without, in 10).
-    teacher_train = make_dataset(*args, bold_images=bold_images) if negatives is not None else train
+    args = (split.x_train, split.y_train, run.batch_size, run.seed, run.preset.augment)
+    train = make_dataset(*args, run.bold, run.elastic, negatives=negatives, bold_images=bold_images)
+    # The teacher learns the digits alone (negatives in its batches skew its batch-norm statistics: a
+    # 15-epoch teacher trained with them reached 97.5% on the test set), with its own augmentation.
+    teacher = run.teacher
+    teacher_train = make_dataset(
+        *args, teacher.bold, teacher.elastic, bold_images=bold_images if teacher.bold else None
+    )
     validation = flatten_and_scale(split.x_val), np.eye(NUM_CLASSES, dtype=np.float32)[split.y_val]
-    return Datasets(train, int(np.ceil(len(split.x_train) / run.batch_size)), validation, teacher_train)
+    steps = int(np.ceil(len(split.x_train) / run.batch_size))
+    return Datasets(train, steps, validation, teacher_train, bold_images)
 
 
 class Teacher(NamedTuple):
@@ -409,21 +428,18 @@ def calibrate(student: Any, split: Split, data: Mnist) -> Calibrated:
     return Calibrated(temperature, report, val / temperature, test / temperature)
 
 
-def digit_score_parameters(calibrated: Calibrated, flagged: float = 0.01) -> dict[str, Any]:
-    """The energy score's threshold, at which `flagged` of the validation digits are called non-digits,
-    and its scale (the validation energies' interquartile range / 4), for app/digit_score.to_unit."""
-    from app.digit_score import energy
+def make_scorer(
+    recipe: ScorerRecipe, split: Split, bold: np.ndarray | None, run: Run, path: Path, out: Path
+) -> dict[str, Any]:
+    """Train the digit scorer, fold its threshold in (chosen on the validation digits), save it at
+    `path` (to be published beside `out`), and say what the model's metadata records about it."""
+    from training import scorer
 
-    scores = energy(calibrated.validation_logits)
-    low, high = np.quantile(scores, [0.25, 0.75])
-    return {
-        "method": "energy",
-        "needs": "logits of the saved (calibrated) last Dense layer, before its softmax",
-        "temperature": 1.0,
-        "threshold": round(float(np.quantile(scores, flagged)), 6),
-        "scale": round(float(max(high - low, 1e-3) / 4), 6),
-        "validation_flagged_target": flagged,
-    }
+    model, seconds = scorer.train_scorer(recipe, split.x_train, split.y_train, bold, run.seed, run.quiet)
+    threshold = scorer.fold_threshold(model, split.x_val, recipe.flagged)
+    checks = {"validation_digits": float((scorer.scores(model, split.x_val) < scorer.THRESHOLD).mean())}
+    sha256 = scorer.save_scorer(model, path)
+    return scorer.metadata(recipe, scorer.scorer_path(out).name, sha256, threshold, checks, seconds)
 
 
 def build_metadata(
@@ -502,6 +518,7 @@ def artifact_paths(out: Path) -> dict[str, Path]:
         "curves": out.with_name(f"{out.stem}.curves.png"),
         "confusion": out.with_name(f"{out.stem}.confusion.png"),
         "reliability": out.with_name(f"{out.stem}.reliability.png"),
+        "scorer": scorer_path(out),
     }
 
 
@@ -514,6 +531,7 @@ def temporary_paths(out: Path) -> dict[str, Path]:
         "curves": out.with_name(f"{prefix}.curves.png"),
         "confusion": out.with_name(f"{prefix}.confusion.png"),
         "reliability": out.with_name(f"{prefix}.reliability.png"),
+        "scorer": out.with_name(f"{prefix}.digit.keras"),
     }
 
 
@@ -521,8 +539,9 @@ def publish(temporary: dict[str, Path], out: Path) -> None:
     """Move the written files into place. Each os.replace is atomic, and the model goes last, so a reader
     never sees a model without its metadata (nor new metadata beside an old model for long)."""
     final = artifact_paths(out)
-    for kind in ("curves", "confusion", "reliability", "metadata", "model"):
-        os.replace(temporary[kind], final[kind])
+    for kind in ("curves", "confusion", "reliability", "scorer", "metadata", "model"):
+        if temporary[kind].exists():  # a run without a scorer writes none
+            os.replace(temporary[kind], final[kind])
 
 
 def train(args: argparse.Namespace, data: Mnist, tmp_paths: list[Path]) -> dict[str, Any]:
@@ -551,7 +570,12 @@ def train(args: argparse.Namespace, data: Mnist, tmp_paths: list[Path]) -> dict[
     stages["calibration_and_evaluation_seconds"] = time.monotonic() - started
     metadata = build_metadata(run, serving, fitted, reports, data, temporary["model"], args.out)
     metadata["calibration"] = calibrated.report
-    metadata["digit_score"] = digit_score_parameters(calibrated)
+    if run.scorer is not None:
+        started = time.monotonic()
+        metadata["digit_score"] = make_scorer(
+            run.scorer, split, datasets.bold_images, run, temporary["scorer"], args.out
+        )
+        stages["scorer_seconds"] = time.monotonic() - started
     if teacher is not None:
         metadata["teacher"] = {
             k: teacher.metadata.get(k) for k in ("path", "reused", "sha256", "metrics", "train_seconds", "recipe")

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.batching import Batcher, Upload
-from app.cli.outcomes import OPTIONAL, Answer, Outcome, Refusal
+from app.cli.outcomes import Answer, Outcome, Refusal
 from app.config import Settings
 from app.errors import PayloadTooLarge, ServiceError
-from app.inference import Classifier
 from app.preprocessing import Mode
+from app.service import load_classifier
 
 IN_FLIGHT_BATCHES = 2  # per engine: the next batch is queued while one is evaluated
 # On Ctrl-C, how long the batches already given to the engines may take to finish (their answers are
@@ -28,7 +28,7 @@ async def predict_files(
 ) -> None:
     """Classify each file; `report(index, outcome)` as each is known (in any order). Raises
     ModelLoadError before any file is read when the model cannot be served."""
-    classifier = Classifier.load(settings.model_path, settings.verify_model_sha256)
+    classifier = load_classifier(settings, check_with_keras=False)
     batcher = Batcher(classifier, settings.batch_max_size)
     try:
         await batcher.start(processes, settings.engine_timeout_s)
@@ -59,11 +59,7 @@ async def _classify(batcher: Batcher, path: Path, mode: Mode, settings: Settings
         return Refusal(name, exc.code, exc.detail)
     except Exception as exc:  # preprocessing failed unexpectedly: a bug, reported as the server answers 500
         return Refusal(name, "internal_error", str(exc))
-    prediction = result.prediction(mode)
-    for field in OPTIONAL:  # once the engines' results have them
-        if (value := getattr(result, field, None)) is not None:
-            prediction[field] = value.item() if hasattr(value, "item") else value  # a numpy scalar
-    return Answer(name, prediction)
+    return Answer(name, result.prediction(mode))
 
 
 def read_file(path: Path, max_bytes: int) -> bytes:

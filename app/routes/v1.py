@@ -105,7 +105,8 @@ BATCH_BODY: dict[str, Any] = {
     description=(
         f"Send one image ({FORMAT_NAMES}; photo, scan or canvas drawing) as multipart field `file` or as "
         "the raw request body with `Content-Type: image/...`. Answers the digit, its probability and all "
-        "ten probabilities (index = digit)."
+        "ten probabilities (index = digit), and whether the image looks like a digit at all (`digit_score`, "
+        "`is_digit`)."
     ),
     response_model=Prediction,
     response_model_exclude_none=True,
@@ -184,6 +185,7 @@ async def model_info(service: ServiceDep, settings: SettingsDep) -> ModelInfo:
             "max_pixels": settings.max_pixels,
             "max_batch_files": settings.max_batch_files,
         },
+        digit_threshold=classifier.digit_threshold,
         metadata=metadata,
     )
 

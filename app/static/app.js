@@ -1,12 +1,14 @@
 // The demo page: draw on the canvas, or pick or drop an image file; each is sent to
 // POST /v1/predict?explain=true and the answer is shown: digit, confidence, ten bars, and
-// `input_image`, the 28x28 image the model saw (the API adds it because of explain=true).
+// `input_image`, the 28x28 image the model saw (the API adds it because of explain=true). When the model has a
+// digit scorer, the answer also has `digit_score` (shown as digit-likeness) and `is_digit`: when that is false,
+// the page says the image doesn't look like a digit, above the best guess and its bars.
 "use strict";
 const pad = document.getElementById("pad");
 const ctx = pad.getContext("2d");
 const ui = Object.fromEntries(
-  ["results", "status", "result", "digit", "confidence", "seen", "bars", "error", "error-title", "error-detail",
-    "file", "clear", "dropzone"].map((id) => [id.replace("-", "_"), document.getElementById(id)]));
+  ["results", "status", "verdict", "result", "digit", "confidence", "digit-score", "seen", "bars", "error",
+    "error-title", "error-detail", "file", "clear", "dropzone"].map((id) => [id.replace("-", "_"), document.getElementById(id)]));
 let drawing = false;   // a stroke is in progress
 let preview = false;   // the pad shows an uploaded file; the next stroke starts on a clean pad
 let latest = 0;        // id of the newest request: answers to older ones (or from before a Clear) are dropped
@@ -22,6 +24,7 @@ function reset() {
   latest += 1;
   ui.results.removeAttribute("aria-busy");
   ui.result.hidden = ui.error.hidden = true;
+  ui.verdict.textContent = "";
   ui.status.textContent = "Draw a digit: the model's answer appears here.";
 }
 
@@ -126,6 +129,13 @@ function show(prediction, source) {
   ui.status.textContent = [source, ...prediction.notes].join(" · ");
   ui.digit.textContent = String(prediction.digit);
   ui.confidence.textContent = `${percent(prediction.confidence)} sure`;
+  // both absent when the model has no digit scorer: then the page is as it always was
+  const scored = typeof prediction.digit_score === "number";
+  ui.digit_score.hidden = !scored;
+  ui.digit_score.textContent = scored ? `digit-likeness ${percent(prediction.digit_score)}` : "";
+  const doubtful = prediction.is_digit === false;
+  ui.result.classList.toggle("doubtful", doubtful);
+  ui.verdict.textContent = doubtful ? `This doesn't look like a digit; best guess: ${prediction.digit}` : "";
   ui.seen.src = prediction.input_image;
   ui.bars.replaceChildren(...prediction.probabilities.map((p, digit) => {
     const item = document.createElement("li");
@@ -145,6 +155,7 @@ function show(prediction, source) {
 function showError(source, title, detail) {
   ui.results.removeAttribute("aria-busy");
   ui.result.hidden = true;
+  ui.verdict.textContent = "";
   ui.status.textContent = source;
   ui.error_title.textContent = title;
   ui.error_detail.textContent = detail;

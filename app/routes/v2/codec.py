@@ -30,8 +30,11 @@ MAX_ROWS = 4096  # `pixels` rows per request in binary form (images are capped b
 MAX_JSON_ROWS = 256
 MAX_JSON_VALUES = (MAX_JSON_ROWS + 1) * INPUT_SIZE
 HEADER = "inference-header-content-length"
-OUTPUTS = {"probabilities": "FP32", "digit": "INT64"}
-NUMPY_DATATYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1"), "INT64": np.dtype("<i8")}
+OUTPUTS = {"probabilities": "FP32", "digit": "INT64", "digit_score": "FP32", "is_digit": "BOOL"}
+SCORER_OUTPUTS = ("digit_score", "is_digit")  # only from a model with a digit scorer
+NUMPY_DATATYPES: dict[str, np.dtype[Any]] = {
+    "FP32": np.dtype("<f4"), "UINT8": np.dtype("u1"), "INT64": np.dtype("<i8"), "BOOL": np.dtype("?"),
+}  # fmt: skip
 JSON_TOO_BIG = (
     f"The request's JSON holds over {MAX_JSON_VALUES:,} values; send at most {MAX_JSON_ROWS} rows of pixels as JSON, "
     f"or up to {MAX_ROWS} in binary form (Triton's binary tensor extension, tritonclient's default)."
@@ -44,6 +47,7 @@ class Inference:
 
     id: str | None
     outputs: dict[str, bool]  # output name -> answer it as binary data
+    named: bool = False  # the request named its outputs (else: all that the model has)
     pixels: np.ndarray | None = None  # (N, 784) float32 in [0, 1]
     files: list[bytes] | None = None  # encoded image files
 
@@ -57,11 +61,11 @@ def decode_request(body: bytes, content_encoding: str, header_length: str | None
     request = parse_request(header)
     tensor = request.inputs[0]
     raw = binary_input(tensor, binary)
-    outputs = requested_outputs(request)
+    outputs, named = requested_outputs(request), bool(request.outputs)
     if tensor.name == "pixels":
-        return Inference(request.id, outputs, pixels=pixel_rows(tensor, raw))
+        return Inference(request.id, outputs, named, pixels=pixel_rows(tensor, raw))
     if tensor.name == "image":
-        return Inference(request.id, outputs, files=image_elements(tensor, raw))
+        return Inference(request.id, outputs, named, files=image_elements(tensor, raw))
     raise BadRequest(f"Unknown input {tensor.name!r}; expected 'pixels' (FP32 [N, 784]) or 'image' (BYTES [N]).")
 
 
@@ -173,10 +177,12 @@ def requested_outputs(request: InferenceRequest) -> dict[str, bool]:
     wanted = {}
     for output in request.outputs:
         if output.name not in OUTPUTS:
-            raise BadRequest(f"Unknown output {output.name!r}; expected 'probabilities' or 'digit'.")
+            raise BadRequest(f"Unknown output {output.name!r}; expected one of {', '.join(map(repr, OUTPUTS))}.")
         options = output.parameters or Parameters()
         if (options.model_extra or {}).get("classification"):
-            raise BadRequest("The classification extension is not supported; request 'probabilities' or 'digit'.")
+            raise BadRequest(
+                f"The classification extension is not supported; request one of {', '.join(map(repr, OUTPUTS))}."
+            )
         wanted[output.name] = binary_default if options.binary_data is None else options.binary_data
     return wanted
 

@@ -27,6 +27,7 @@ from app.routes.v2.types import (
     MODEL_INPUTS,
     MODEL_OUTPUTS,
     PLATFORM,
+    SCORER_OUTPUTS,
     InferenceRequest,
     InferenceResponse,
     MetadataModel,
@@ -35,7 +36,7 @@ from app.routes.v2.types import (
     V2Error,
     inline_schema,
 )
-from app.service import Service
+from app.service import Answers, Service
 
 INLINE_BYTES = 64 * 1024  # bigger bodies are decoded (inflated, cast, checked) in the thread pool
 INLINE_ROWS = 64  # bigger answers are encoded in the thread pool
@@ -97,7 +98,8 @@ async def model_ready(request: Request, model_name: str, version: str | None = N
 async def model_metadata(service: ServiceDep, model_name: str, version: str | None = None) -> MetadataModel:
     served = check_model(service, model_name, version)
     return MetadataModel(
-        name=MODEL_NAME, versions=[served], platform=PLATFORM, inputs=MODEL_INPUTS, outputs=MODEL_OUTPUTS,
+        name=MODEL_NAME, versions=[served], platform=PLATFORM, inputs=MODEL_INPUTS,
+        outputs=MODEL_OUTPUTS + (SCORER_OUTPUTS if service.classifier.digit_threshold is not None else []),
         loaded_at=service.current.loaded_at,
     )  # fmt: skip
 
@@ -113,7 +115,9 @@ INFER_DESCRIPTION = f"""Send exactly one input:
   string in JSON or raw in the binary extension; preprocessed like `POST /v1/predict` (`preprocess=mnist`).
   N is 1 to `MNIST_MAX_BATCH_FILES` (64).
 
-Outputs: `probabilities` (FP32 [N, 10]) and `digit` (INT64 [N]); all of them unless `outputs` names some.
+Outputs: `probabilities` (FP32 [N, 10]), `digit` (INT64 [N]) and, from a model with a digit scorer (the
+committed one has it), `digit_score` (FP32 [N]: how digit-like each image is, in [0, 1]) and `is_digit`
+(BOOL [N]: `digit_score` at or above the model's threshold); all of them unless `outputs` names some.
 Triton's binary tensor extension is supported both ways (`Inference-Header-Content-Length`,
 `binary_data_size`, `binary_data` / `binary_data_output`); so are gzip and deflate request bodies
 (`Content-Encoding`) and answers (`Accept-Encoding`). The request `id` is echoed. The body is capped by
@@ -155,19 +159,27 @@ async def infer(
         codec.decode_request, body, encoding, header_length, settings.max_batch_body_bytes,
     )  # fmt: skip
     if inference.files is not None:
-        probabilities, served = await classify_images(service, inference.files, settings.max_batch_files)
+        answers = await classify_images(service, inference.files, settings.max_batch_files)
     else:
         assert inference.pixels is not None
-        probabilities, served = await service.classify_pixels(inference.pixels)
-    digits = probabilities.argmax(axis=1).astype(np.int64)
+        answers = await service.classify_pixels(inference.pixels)
+    digits = answers.probabilities.argmax(axis=1).astype(np.int64)
+    results = {"probabilities": answers.probabilities, "digit": digits}
+    if answers.digit_scores is not None and answers.is_digit is not None:
+        results["digit_score"], results["is_digit"] = answers.digit_scores, answers.is_digit
+    elif inference.named and any(name in codec.SCORER_OUTPUTS for name in inference.outputs):
+        raise BadRequest(
+            "The served model has no digit scorer: outputs 'digit_score' and 'is_digit' are not available."
+        )
+    outputs = {name: binary for name, binary in inference.outputs.items() if name in results}
     request.state.log_fields = {"rows": len(digits), **({"digits": digits.tolist()} if len(digits) <= 64 else {})}
     # the version that computed the answer: a swap between the path's check and here means the new one
-    response: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": served}
+    response: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": answers.version}
     if inference.id is not None:
         response["id"] = inference.id
     content, headers, media_type = await maybe_off_loop(
         len(digits) > INLINE_ROWS,
-        codec.encode_response, response, {"probabilities": probabilities, "digit": digits}, inference.outputs,
+        codec.encode_response, response, results, outputs,
         request.headers.get("accept-encoding", ""),
     )  # fmt: skip
     return Response(content, media_type=media_type, headers=headers)
@@ -178,12 +190,12 @@ async def maybe_off_loop(off: bool, function: Callable[..., T], *args: Any) -> T
     return await run_in_threadpool(function, *args) if off else function(*args)
 
 
-async def classify_images(service: Service, files: list[bytes], max_files: int) -> tuple[np.ndarray, str]:
-    """(N, 10) probabilities of encoded images, through the same service as /v1/predict, and the version."""
+async def classify_images(service: Service, files: list[bytes], max_files: int) -> Answers:
+    """The answers for encoded images, through the same service as /v1/predict."""
     if len(files) > max_files:
         raise BadRequest(f"Input 'image' holds {len(files)} images; at most {max_files} are accepted.")
     try:
         results = await service.classify_files([Upload(f) for f in files], "mnist")
     except ImageError as exc:
         raise BadRequest(f"Input 'image' element {exc.index}: {exc.detail}") from None
-    return np.stack([result.probabilities for result in results]), results[0].version
+    return Answers.of(results)

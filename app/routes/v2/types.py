@@ -156,6 +156,10 @@ MODEL_OUTPUTS = [
     MetadataTensor(name="probabilities", datatype="FP32", shape=[-1, NUM_CLASSES]),
     MetadataTensor(name="digit", datatype="INT64", shape=[-1]),
 ]
+SCORER_OUTPUTS = [  # a model with a digit scorer also answers these
+    MetadataTensor(name="digit_score", datatype="FP32", shape=[-1]),
+    MetadataTensor(name="is_digit", datatype="BOOL", shape=[-1]),
+]
 
 
 def inline_schema(model: type[BaseModel]) -> dict[str, Any]:

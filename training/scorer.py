@@ -1,0 +1,156 @@
+"""The digit scorer: a small Dense network beside the classifier, (N, 784) -> (N, 1) sigmoid, that says
+how digit-like an input is (`digit_score`; `is_digit` is digit_score >= 0.5).
+
+It is trained on MNIST's training digits (with their bold copies, as the service shows bold uploads)
+against non-digits made from MNIST and from pen primitives (training/negatives.py), both also drawn
+once more through a random affine transform. Its threshold is chosen on the validation digits, so that
+`flagged` of them are called non-digits, and folded into the last bias: the saved file answers 0.5 at
+the threshold, for every reader. The held-out non-digits that measure it are tools/nondigits.py's,
+made another way on purpose (python -m tools.digit_scores).
+
+Saved as `<model stem>.digit.keras` beside the model; the model's metadata (`digit_score`) names the
+file, its sha256 and the threshold, which app/inference.py reads.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from app.contract import INPUT_SIZE, flatten_and_scale, sha256_file
+from training.negatives import make_negatives
+
+if TYPE_CHECKING:
+    import keras
+
+ARCHITECTURE = "digit_scorer"
+THRESHOLD = 0.5  # digit_score at the chosen threshold, once it is folded into the last bias
+# the negatives' kinds: not `occluded`, whose fragments are too often a 1 or a 7
+KINDS = ("halves", "scrambled", "strokes", "mirrored", "turned", "overlaid", "pairs", "marked", "shapes")
+
+
+@dataclass(frozen=True)
+class ScorerRecipe:
+    """How the scorer is made: its hidden layers, the negatives per training digit, Adam over `epochs`."""
+
+    hidden: tuple[int, ...] = (512, 256)
+    negatives: float = 1.6  # non-digits made, per training digit
+    epochs: int = 12
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    flagged: float = 0.01  # share of the validation digits under the threshold
+    kinds: tuple[str, ...] = field(default=KINDS)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def scorer_path(model_path: Path) -> Path:
+    """models/mnist-mlp.keras -> models/mnist-mlp.digit.keras"""
+    return model_path.with_name(f"{model_path.stem}.digit.keras")
+
+
+def build_scorer(recipe: ScorerRecipe) -> keras.Model:
+    """pixels (N, 784) -> Dense ReLU layers -> one sigmoid unit, `digit_score`."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(INPUT_SIZE,), name="pixels")
+    x = inputs
+    for units in recipe.hidden:
+        x = layers.Dense(units, activation="relu")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="digit_score")(x)
+    return keras.Model(inputs, outputs, name=ARCHITECTURE)
+
+
+def affine_copies(images: np.ndarray, seed: int) -> np.ndarray:
+    """(N, 28, 28) uint8 -> each image once more through training/augment.py's random affine transform."""
+    import tensorflow as tf
+
+    from training.augment import random_affine
+
+    parts = [
+        np.asarray(
+            random_affine(tf.constant(images[i : i + 4096], tf.float32) / 255.0, tf.constant([seed, i], tf.int64))
+        )
+        for i in range(0, len(images), 4096)
+    ]
+    return (np.concatenate(parts) * 255).round().clip(0, 255).astype(np.uint8)
+
+
+def training_set(
+    digits: np.ndarray, labels: np.ndarray, bold: np.ndarray | None, recipe: ScorerRecipe, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pixels (M, 784) float32, targets (M,) 1 = digit, weights (M,)): the digits and their bold copies,
+    the negatives, each also once through a random affine transform; weighted so both sides count equally."""
+    positives = digits if bold is None else np.concatenate([digits, bold])
+    negatives = make_negatives(digits, labels, round(recipe.negatives * len(digits)), seed, recipe.kinds)
+    positives = np.concatenate([positives, affine_copies(positives, seed + 1)])
+    negatives = np.concatenate([negatives, affine_copies(negatives, seed + 2)])
+    x = flatten_and_scale(np.concatenate([positives, negatives]))
+    y = np.concatenate([np.ones(len(positives)), np.zeros(len(negatives))]).astype(np.float32)
+    weights = np.where(y == 1, len(y) / (2 * len(positives)), len(y) / (2 * len(negatives))).astype(np.float32)
+    return x, y, weights
+
+
+def train_scorer(
+    recipe: ScorerRecipe, digits: np.ndarray, labels: np.ndarray, bold: np.ndarray | None, seed: int, quiet: bool
+) -> tuple[keras.Model, float]:
+    """A trained scorer (its threshold not folded in yet), and the seconds it took, data included."""
+    import keras
+
+    started = time.monotonic()
+    x, y, weights = training_set(digits, labels, bold, recipe, seed)
+    model = build_scorer(recipe)
+    model.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate), loss="binary_crossentropy")
+    model.fit(
+        x, y, sample_weight=weights, batch_size=recipe.batch_size, epochs=recipe.epochs, shuffle=True,
+        verbose=0 if quiet else 2,
+    )  # fmt: skip
+    return model, time.monotonic() - started
+
+
+def scores(model: Any, images: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) uint8 -> (N,) float64 digit scores."""
+    return np.asarray(model.predict(flatten_and_scale(images), batch_size=4096, verbose=0), np.float64)[:, 0]
+
+
+def fold_threshold(model: Any, validation: np.ndarray, flagged: float) -> float:
+    """Choose the threshold at which `flagged` of the validation digits score under it and move it to
+    0.5, by shifting the last bias by its logit. Returns the threshold as the model scored before."""
+    threshold = float(np.quantile(scores(model, validation), flagged))
+    last = model.get_layer("digit_score")
+    kernel, bias = last.get_weights()
+    clipped = min(max(threshold, 1e-7), 1 - 1e-7)
+    last.set_weights([kernel, bias - np.float32(np.log(clipped / (1 - clipped)))])
+    return threshold
+
+
+def save_scorer(model: Any, path: Path) -> str:
+    """Write the scorer (no optimizer state); returns its sha256."""
+    import keras
+
+    serving = keras.models.clone_model(model)
+    serving.set_weights(model.get_weights())
+    serving.save(path)
+    return sha256_file(path)
+
+
+def metadata(
+    recipe: ScorerRecipe, file: str, sha256: str, raw_threshold: float, checks: dict[str, float], seconds: float
+) -> dict[str, Any]:
+    """What the model's metadata says about its scorer (`digit_score`)."""
+    return {
+        "method": "a Dense digit-vs-non-digit network on the pixels, its threshold folded into the last bias",
+        "file": file,
+        "sha256": sha256,
+        "threshold": THRESHOLD,
+        "threshold_before_folding": round(raw_threshold, 6),
+        "recipe": recipe.hyperparameters(),
+        "flagged": {k: round(v, 6) for k, v in checks.items()},
+        "train_seconds": round(seconds, 1),
+    }
