@@ -6,7 +6,7 @@ config.py        Settings, from MNIST_* environment variables
 contract.py      the model's name, input (28x28 -> 784 floats in [0, 1]) and output; the file hash
 errors.py        ServiceError: one base error with a status and a code (pure; rendered in handlers.py)
 preprocessing.py pure: image bytes -> a 28x28 MNIST-form digit, in named steps
-inference.py     the .keras reader and the numpy forward pass behind Classifier
+inference.py     the .keras reader and the numpy forward pass behind Classifier (and its digit scorer)
 engine.py        engines: the child processes that decode and evaluate batches (the crash boundary)
 batching.py      the dynamic batcher that feeds the engines
 service.py       uploads -> predictions, shared by /v1 and /v2 (no HTTP); swaps model versions whole

@@ -229,7 +229,10 @@ class Batcher:
                 self._idle.append(engine)
                 self._dispatch()
         if evaluation.batch_size and self.classifier.observer is not None:
-            self.classifier.observer(evaluation.batch_size, evaluation.seconds, evaluation.probabilities)
+            flags = (
+                None if np.isnan(evaluation.digit_scores).any() else self.classifier.is_digit(evaluation.digit_scores)
+            )
+            self.classifier.observer(evaluation.batch_size, evaluation.seconds, evaluation.probabilities, flags)
         for job, outcome in zip(jobs, evaluation.outcomes, strict=True):
             if isinstance(outcome, Done):
                 _settle(job, result=self._results(evaluation, outcome))

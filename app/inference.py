@@ -17,7 +17,7 @@ import time
 import zipfile
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,8 @@ ROW_BY_ROW = range(3, 7)  # batch sizes evaluated one image at a time: see forwa
 
 
 def forward(layers: list[DenseLayer], batch: np.ndarray) -> np.ndarray:
-    """The MLP's forward pass: (N, 784) float32 in [0, 1] -> (N, 10) float32 softmax probabilities.
+    """An MLP's forward pass: (N, in) float32 -> (N, out) float32, e.g. the classifier's (N, 784) pixels
+    in [0, 1] -> (N, 10) softmax probabilities.
 
     A digit is mostly background, and ReLU zeroes many hidden units: when few of a layer's inputs are
     non-zero anywhere in the batch, only their rows of the kernel are multiplied: at batch 1 that reads
@@ -84,16 +85,36 @@ def _forward(layers: list[DenseLayer], x: np.ndarray, sparse: bool = True) -> np
 
 @dataclass
 class Network:
-    """What an engine evaluates: the classifier's Dense layers and the digit scorer's, if the model has one."""
+    """What an engine evaluates: the classifier's Dense layers and the digit scorer's, if the model has one.
+
+    The scorer may start with the classifier's own first layers (the same weights: a standalone file for
+    Keras, a shared trunk here): those are evaluated once, for both.
+    """
 
     classifier: list[DenseLayer]
     scorer: list[DenseLayer] | None = None
+    shared: int = field(init=False, default=0)  # leading layers the two have in common
+
+    def __post_init__(self) -> None:
+        if self.scorer is None:
+            return
+        while self.shared < min(len(self.classifier), len(self.scorer)) - 1 and _same(
+            self.classifier[self.shared], self.scorer[self.shared]
+        ):
+            self.scorer[self.shared] = self.classifier[self.shared]  # one copy in memory and in the pickle
+            self.shared += 1
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(N, 784) float32 in [0, 1] -> (N, 10) probabilities, and (N,) digit scores (None: no scorer)."""
         x = np.asarray(batch, dtype=np.float32)
-        scores = None if self.scorer is None else forward(self.scorer, x)[:, 0]
-        return forward(self.classifier, x), scores
+        if self.scorer is None:
+            return forward(self.classifier, x), None
+        trunk = forward(self.classifier[: self.shared], x) if self.shared else x
+        return forward(self.classifier[self.shared :], trunk), forward(self.scorer[self.shared :], trunk)[:, 0]
+
+
+def _same(a: DenseLayer, b: DenseLayer) -> bool:
+    return a.activation == b.activation and np.array_equal(a.kernel, b.kernel) and np.array_equal(a.bias, b.bias)
 
 
 def check_model_files(path: Path, verify_sha256: bool = True) -> tuple[dict[str, Any], str]:
@@ -147,8 +168,8 @@ class Classifier:
         self.metadata = metadata
         self.path = path
         self.sha256 = sha256
-        # called after each model call with (batch size, seconds, probabilities): the metrics hook
-        self.observer: Callable[[int, float, np.ndarray], None] | None = None
+        # called after each model call with (batch size, seconds, probabilities, is_digit): the metrics hook
+        self.observer: Callable[[int, float, np.ndarray, np.ndarray | None], None] | None = None
 
     @classmethod
     def load(
@@ -183,7 +204,7 @@ class Classifier:
         started = time.perf_counter()
         probabilities, scores = self.network(batch)
         if self.observer is not None:
-            self.observer(len(probabilities), time.perf_counter() - started, probabilities)
+            self.observer(len(probabilities), time.perf_counter() - started, probabilities, self.is_digit(scores))
         return probabilities, scores
 
     def predict_proba(self, batch: np.ndarray) -> np.ndarray:

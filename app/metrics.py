@@ -39,16 +39,20 @@ INFERENCE_LATENCY = Histogram(
 INFERENCE_BATCH = Histogram("mnist_inference_batch_size", "Images per model call", buckets=BATCH_BUCKETS)
 PREDICTIONS = Counter("mnist_predictions_total", "Predictions made, by predicted digit", ["digit"])
 PREDICTED = [PREDICTIONS.labels(str(digit)) for digit in range(10)]  # labels() costs more than inc()
+NOT_DIGITS = Counter("mnist_not_a_digit_total", "Predictions of images that do not look like a digit (is_digit false)")
 # Info metrics don't exist in multiprocess mode; a gauge fixed at 1 with the labels is the usual stand-in.
 MODEL_INFO = Gauge("mnist_model_info", "The served model", ["name", "version", "sha256"], multiprocess_mode="max")
 
 
-def observe_inference(batch_size: int, seconds: float, probabilities: np.ndarray) -> None:
-    """Record one model call: its latency, its batch size and the digits it predicted."""
+def observe_inference(batch_size: int, seconds: float, probabilities: np.ndarray, is_digit: np.ndarray | None) -> None:
+    """Record one model call: its latency, its batch size, the digits it predicted and how many of its
+    images were no digit (`is_digit` None: the model has no digit scorer)."""
     INFERENCE_LATENCY.observe(seconds)
     INFERENCE_BATCH.observe(batch_size)
     for digit in probabilities.argmax(axis=1).tolist():
         PREDICTED[digit].inc()
+    if is_digit is not None and (flagged := int(len(is_digit) - np.count_nonzero(is_digit))):
+        NOT_DIGITS.inc(flagged)
 
 
 MODEL_RELOADS = Counter(

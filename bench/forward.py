@@ -4,7 +4,9 @@ dense product `x @ kernel` per layer, on MNIST digits, one BLAS thread, best of 
     python -m bench.forward [--model models/mnist-mlp.keras]
 
 What it shows: the sparse products and ROW_BY_ROW (why they are there, and what they buy), and the cost
-of a batch of 1 and of 64 (issue 14's limit on a wider net).
+of a batch of 1 and of 64 (issue 14's limit on a wider net). For a model with a digit scorer, `served us`
+is what an engine runs, the classifier and the scorer (app/inference.py's Network); run it on the model
+before and after a retraining to compare (issue 14: at most 1.5x at batch 1 and 64).
 """
 
 from __future__ import annotations
@@ -60,16 +62,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "mnist-mlp.keras")
     args = parser.parse_args(argv)
-    layers = Classifier.load(args.model).layers
+    classifier = Classifier.load(args.model)
+    layers, network = classifier.layers, classifier.network
     with np.load(SAMPLE) as sample:
         digits = flatten_and_scale(sample["x"][:64])
-    print(f"{args.model.name}: {' x '.join(str(layer.kernel.shape) for layer in layers)}")
-    print(f"{'batch':>5} {'forward us':>11} {'per image':>10} {'dense us':>9} {'dense/forward':>14}")
+    print(f"{args.model.name}: {' x '.join(str(layer.kernel.shape) for layer in layers)}", end="")
+    print(f"; digit scorer {' x '.join(str(layer.kernel.shape) for layer in network.scorer)}" if network.scorer else "")
+    print(f"{'batch':>5} {'forward us':>11} {'per image':>10} {'dense us':>9} {'dense/forward':>14} {'served us':>10}")
     for size in SIZES:
         x = digits[:size]
         np.testing.assert_allclose(forward(layers, x), dense(layers, x), atol=1e-5)
         ours, plain = best_us(lambda x=x: forward(layers, x)), best_us(lambda x=x: dense(layers, x))
-        print(f"{size:>5} {ours:>11.0f} {ours / size:>10.1f} {plain:>9.0f} {plain / ours:>13.2f}x")
+        served = best_us(lambda x=x: network(x)) if network.scorer else ours
+        print(f"{size:>5} {ours:>11.0f} {ours / size:>10.1f} {plain:>9.0f} {plain / ours:>13.2f}x {served:>10.0f}")
     return 0
 
 

@@ -1,6 +1,8 @@
 """Accuracy on realistic uploads, on many more digits than the tests use: each kind of upload in
 tools/uploads.py made from MNIST test digits, preprocessed as the service does, against the same
-digits as raw 28x28 arrays (issue 3's target: within 1 point).
+digits as raw 28x28 arrays (issue 3's target: within 1 point). Also, per kind, the expected calibration
+error (15 bins; issue 14's target: at most 1.5% on uploads) and, for a model with a digit scorer, the
+share of these real digits that `is_digit` calls non-digits (issue 14's target: at most 1%).
 
     python -m bench.uploads_accuracy --n 10000                 # every kind, all 10,000 test digits
     python -m bench.uploads_accuracy --kind thick_small --model models/mnist-mlp.keras --model OTHER.keras
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.calibration import expected_calibration_error
 from app.contract import flatten_and_scale
 from app.inference import Classifier
 from app.preprocessing import ImageError, preprocess
@@ -66,12 +69,19 @@ def preprocessed(kind: str, digits: np.ndarray, seed: int, workers: int) -> np.n
     return result
 
 
-def accuracy(classifier: Classifier, x: np.ndarray, y: np.ndarray) -> float:
-    """Share of `x` predicted as `y`; an all-zero digit (an upload refused) counts as wrong."""
-    predicted = np.concatenate(
-        [classifier.predict_proba(flatten_and_scale(x[i : i + 2048])) for i in range(0, len(x), 2048)]
-    )
-    return float(np.mean((predicted.argmax(axis=1) == y) & x.any(axis=(1, 2))))
+def measure(classifier: Classifier, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Accuracy of `x` against `y` (an all-zero digit, an upload refused, counts as wrong), and over the
+    uploads answered: the ECE and the share that `is_digit` flags (NaN without a digit scorer)."""
+    parts = [classifier.predict(flatten_and_scale(x[i : i + 2048])) for i in range(0, len(x), 2048)]
+    probabilities = np.concatenate([p for p, _ in parts])
+    answered = x.any(axis=(1, 2))
+    flags = [classifier.is_digit(s) for _, s in parts]
+    flagged = float("nan") if any(f is None for f in flags) else float(1 - np.concatenate(flags)[answered].mean())
+    return {
+        "accuracy": float(np.mean((probabilities.argmax(axis=1) == y) & answered)),
+        "ece": expected_calibration_error(probabilities[answered], y[answered]),
+        "flagged": flagged,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,13 +97,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"digits: {len(x)} from {source}; upload seed {args.seed}")
     for model in args.model or [ROOT / "models" / "mnist-mlp.keras"]:
         classifier = Classifier.load(model, verify_sha256=False)
-        raw = accuracy(classifier, x, y)
-        print(f"\nmodel: {model}\nraw 28x28 arrays: {raw:.2%}")
-        print(f"{'kind':<20} {'uploads':>8} {'gap':>7}  within 1 point")
+        raw = measure(classifier, x, y)
+        print(f"\nmodel: {model}")
+        print(f"{'kind':<20} {'accuracy':>8} {'gap':>7}  {'within 1 point':<14} {'ECE':>6} {'not a digit':>11}")
+        print(
+            f"{'raw 28x28 arrays':<20} {raw['accuracy']:>8.2%} {'':>7}  {'':<14} {raw['ece']:>6.2%} {raw['flagged']:>11.2%}"
+        )
+        every = []
         for kind in args.kind or KINDS:
-            ours = accuracy(classifier, preprocessed(kind, x, args.seed, args.workers), y)
-            gap = 100 * (raw - ours)
-            print(f"{kind:<20} {ours:>8.2%} {gap:>6.2f}p  {'yes' if gap <= 1 else 'NO'}")
+            ours = measure(classifier, preprocessed(kind, x, args.seed, args.workers), y)
+            every.append(ours)
+            gap = 100 * (raw["accuracy"] - ours["accuracy"])
+            print(
+                f"{kind:<20} {ours['accuracy']:>8.2%} {gap:>6.2f}p  {'yes' if gap <= 1 else 'NO':<14} "
+                f"{ours['ece']:>6.2%} {ours['flagged']:>11.2%}"
+            )
+        mean = {k: float(np.mean([m[k] for m in every])) for k in ("accuracy", "ece", "flagged")}
+        print(
+            f"{'every kind (mean)':<20} {mean['accuracy']:>8.2%} {'':>7}  {'':<14} {mean['ece']:>6.2%} {mean['flagged']:>11.2%}"
+        )
     return 0
 
 

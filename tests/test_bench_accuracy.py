@@ -21,9 +21,10 @@ def test_prints_each_kind_against_raw_and_caches(
     assert uploads_accuracy.main(argv) == 0
     first = capsys.readouterr().out
     assert "digits: 40 from app/data/mnist-sample.npz" in first
-    assert re.search(r"raw 28x28 arrays: \d+\.\d\d%", first)
+    figure = r"(\d+\.\d\d%|nan%)"  # nan: a model without a digit scorer flags nothing
+    assert re.search(rf"^raw 28x28 arrays +\d+\.\d\d% +{figure} +{figure}$", first, re.MULTILINE)
     for kind in ("bmp", "canvas_black"):
-        assert re.search(rf"^{kind} +\d+\.\d\d% +-?\d+\.\d\dp  (yes|NO)$", first, re.MULTILINE)
+        assert re.search(rf"^{kind} +\d+\.\d\d% +-?\d+\.\d\dp  (yes|NO) +{figure} +{figure}$", first, re.MULTILINE)
     assert len(list(tmp_path.glob("*.npy"))) == 2
     assert uploads_accuracy.main(argv) == 0  # from the cache: the same figures
     assert capsys.readouterr().out == first
@@ -31,7 +32,9 @@ def test_prints_each_kind_against_raw_and_caches(
 
 def test_an_upload_refused_counts_as_wrong(classifier: Classifier, sample: tuple[np.ndarray, np.ndarray]) -> None:
     x, y = sample[0][:10], sample[1][:10]
-    full = uploads_accuracy.accuracy(classifier, x, y)
+    full = uploads_accuracy.measure(classifier, x, y)
     x = x.copy()
     x[0] = 0  # how a refused upload is stored
-    assert uploads_accuracy.accuracy(classifier, x, y) == pytest.approx(full - 0.1)
+    refused = uploads_accuracy.measure(classifier, x, y)
+    assert refused["accuracy"] == pytest.approx(full["accuracy"] - 0.1)
+    assert refused["ece"] == pytest.approx(uploads_accuracy.measure(classifier, x[1:], y[1:])["ece"])

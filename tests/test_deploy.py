@@ -227,7 +227,14 @@ def test_image_holds_the_app_and_the_model_only() -> None:
     """The serving image installs the package from app/ alone: no training code, no test, no data."""
     admitted = [line[1:] for line in (ROOT / ".dockerignore").read_text().split() if line.startswith("!")]
     assert sorted(admitted) == sorted(
-        ["pyproject.toml", "README.md", "app/", "models/mnist-mlp.keras", "models/mnist-mlp.json"]
+        [
+            "pyproject.toml",
+            "README.md",
+            "app/",
+            "models/mnist-mlp.keras",
+            "models/mnist-mlp.json",
+            "models/mnist-mlp.digit.keras",
+        ]
     )
     copied = [
         line.split()[1:-1] for line in DOCKERFILE.splitlines() if line.startswith("COPY ") and "--from" not in line

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app import digit_score
+from tools import score_methods
 from tools.digit_scores import auroc, fit_mahalanobis
 
 
@@ -25,6 +25,6 @@ def test_mahalanobis_fit_scores_the_training_classes_above_far_points() -> None:
     hidden = centres[labels] + rng.normal(size=(500, 6))
     means, precision = fit_mahalanobis(hidden, labels)
     np.testing.assert_allclose(means, centres, atol=0.5)
-    near = digit_score.mahalanobis(hidden, means, precision)
-    far = digit_score.mahalanobis(rng.normal(size=(50, 6)) * 5 + 40, means, precision)
+    near = score_methods.mahalanobis(hidden, means, precision)
+    far = score_methods.mahalanobis(rng.normal(size=(50, 6)) * 5 + 40, means, precision)
     assert auroc(near, far) == 1.0

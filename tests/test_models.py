@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from app.inference import ROW_BY_ROW, Classifier, ModelLoadError, forward, read_dense_layers
+from app.inference import ROW_BY_ROW, Classifier, DenseLayer, ModelLoadError, Network, forward, read_dense_layers
 from tests.conftest import MODEL
 from training.models import INPUT_NAME, OUTPUT_NAME, PRESETS, Adam, CosineAdamW, Preset
 
@@ -81,11 +81,10 @@ DESCRIPTIONS = {  # what each preset's metadata says; the default's is the commi
         "digits each epoch drawn with a bold pen and brought back to MNIST's form by the service's own steps"
     ),
     "distilled": (
-        "784-800-800-10 ReLU, dropout 0.2, softmax; AdamW (weight decay 1e-4) with warm-up and cosine decay to zero "
-        "over all 40 epochs; random affine augmentation (rotation, scale, shift, shear); half the digits each epoch "
-        "drawn with a bold pen and brought back to MNIST's form by the service's own steps; elastic distortions "
-        "(alpha 16); distilled from a CNN teacher (temperature 4, alpha 0.7); outlier exposure (non-digits made from "
-        "MNIST, 10% of each batch)"
+        "784-800-800-10 ReLU, softmax; AdamW (weight decay 1e-4) with warm-up and cosine decay to zero over all 60 "
+        "epochs; random affine augmentation (rotation, scale, shift, shear); half the digits each epoch drawn with a "
+        "bold pen and brought back to MNIST's form by the service's own steps; elastic distortions (alpha 16); "
+        "distilled from a CNN teacher (temperature 4, alpha 0.7)"
     ),
 }
 
@@ -203,7 +202,7 @@ def test_layers_the_numpy_path_cannot_compute_are_refused(tmp_path: Path) -> Non
     inputs = keras.Input((784,))
     hidden = keras.layers.Dense(16, activation="tanh")(inputs)
     keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(hidden)).save(tmp_path / "tanh.keras")
-    with pytest.raises(ModelLoadError, match=r"\(Dense, tanh\) is not a Dense relu/softmax/linear layer"):
+    with pytest.raises(ModelLoadError, match=r"\(Dense, tanh\) is not a Dense relu/softmax/sigmoid/linear layer"):
         read_dense_layers(tmp_path / "tanh.keras")
     with zipfile.ZipFile(tmp_path / "tanh.keras") as source, zipfile.ZipFile(tmp_path / "noweights.keras", "w") as out:
         out.writestr("config.json", source.read("config.json"))
@@ -220,8 +219,9 @@ def test_the_newer_ingredients_are_recorded_only_when_on() -> None:
     assert not {"elastic_alpha", "distillation", "outliers"} & set(default)
     distilled = PRESETS["distilled"]
     hyper = distilled.hyperparameters(validation_size=100)
-    assert hyper["elastic_alpha"] == distilled.elastic and hyper["outliers"] == distilled.outliers
+    assert hyper["elastic_alpha"] == distilled.elastic and "outliers" not in hyper  # none in this preset
     assert distilled.distill is not None and hyper["distillation"] == distilled.distill.hyperparameters()
+    assert distilled.hyperparameters(validation_size=100, outliers=0.1)["outliers"] == 0.1
     off = distilled.hyperparameters(validation_size=100, elastic=0.0, distill=False, outliers=0.0)
     assert not {"elastic_alpha", "distillation", "outliers"} & set(off)
 
@@ -236,3 +236,31 @@ def test_the_training_copy_has_logits_and_the_same_weights() -> None:
     z = np.asarray(trained(x))
     p = np.exp(z - z.max(axis=1, keepdims=True))
     np.testing.assert_allclose(np.asarray(serving(x)), p / p.sum(axis=1, keepdims=True), atol=1e-6)
+
+
+def test_a_scorer_on_the_classifiers_trunk_shares_it_and_answers_as_alone() -> None:
+    """A scorer that starts with the classifier's first layer (the same weights) is evaluated on the
+    classifier's activations of that layer: one copy of it, and the scores of the scorer run alone."""
+    rng = np.random.default_rng(0)
+
+    def dense(n_in: int, n_out: int, activation: str) -> DenseLayer:
+        return DenseLayer(
+            rng.normal(0, 0.1, (n_in, n_out)).astype(np.float32),
+            rng.normal(0, 0.1, n_out).astype(np.float32),
+            activation,
+        )
+
+    trunk = dense(784, 32, "relu")
+    classifier = [trunk, dense(32, 10, "softmax")]
+    own = [dense(784, 32, "relu"), dense(32, 8, "relu"), dense(8, 1, "sigmoid")]
+    on_trunk = [dataclasses.replace(trunk, kernel=trunk.kernel.copy(), bias=trunk.bias.copy()), *own[1:]]
+    x = rng.random((9, 784), dtype=np.float32) * (rng.random((9, 784)) > 0.7)
+    for scorer, shared in ((on_trunk, 1), (own, 0)):
+        alone = forward(scorer, x)[:, 0]
+        network = Network(classifier, list(scorer))
+        probabilities, scores = network(x)
+        assert network.shared == shared and (network.scorer[0] is trunk) == bool(shared)  # type: ignore[index]
+        np.testing.assert_allclose(probabilities, forward(classifier, x), atol=1e-6)
+        assert scores is not None and ((scores > 0) & (scores < 1)).all()
+        np.testing.assert_allclose(scores, alone, atol=1e-6)
+    assert Network(classifier)(x)[1] is None

@@ -216,15 +216,14 @@ PRESETS: dict[str, Preset] = {
     "distilled": Preset(
         "mlp_distilled",
         hidden=(800, 800),
-        dropout=0.2,
+        dropout=0.0,
         optimizer=CosineAdamW(peak_learning_rate=1e-3, weight_decay=1e-4),
-        epochs=40,
+        epochs=60,
         batch_size=128,
         label_smoothing=0.0,
         augment=True,
         bold=0.5,
         elastic=16.0,
         distill=Distillation(temperature=4.0, alpha=0.7),
-        outliers=0.1,
     ),
 }

@@ -8,12 +8,14 @@ Nine kinds, each (N, 28, 28) uint8 white on black like MNIST:
 - `strokes`: random curved strokes with MNIST's pen, centred like MNIST;
 - `occluded`: a digit with most of its ink rubbed out by rectangles;
 - `mirrored`: a digit of a class whose mirror image is no digit (2 3 4 7 9), flipped left to right;
-- `turned`: a digit turned a quarter (not 0s, which stay 0s, nor 1s, which stay slanted 1s);
+- `turned`: a digit turned a quarter (not 0s, which stay 0s, nor 1s, which stay slanted 1s), or upside
+  down (3s, 4s and 7s only);
 - `overlaid`: two digits of different classes on top of each other, shifted;
 - `pairs`: two digits side by side, as one image;
-- `marked`: a digit with a mark that makes it something else: a dot below or beside it, or a bar through it;
-- `shapes`: one to four random pen primitives (polygons, arcs, segments, crossings, parallels, zigzags,
-  spirals, hatching, dots).
+- `marked`: a digit, or a mirrored one, with a mark that makes it something else: a dot below or beside
+  it, or a bar through it; or the top of a digit with a dot below;
+- `shapes`: one to four random pen primitives (polygons, arcs, segments, crossings, parallels, polylines,
+  zigzags, spirals, hatching, dots).
 The last five, like the service's uploads, are brought to MNIST's form by the service's own steps
 (`to_mnist_form`: cropped, fitted to 20 px, centred by mass), so their framing says nothing.
 
@@ -32,6 +34,7 @@ from app.preprocessing import ImageError, to_mnist_form
 
 KINDS = ("halves", "scrambled", "strokes", "occluded", "mirrored", "turned", "overlaid", "pairs", "marked", "shapes")
 MARKED_CLASSES = (0, 2, 3, 5, 6, 8, 9)  # a bar through a 1, 4 or 7 can leave one (a crossed 7 is a 7)
+TOPPED_CLASSES = (2, 3, 7, 9)  # their top with a dot below: no digit ends that way
 MIRROR_CLASSES = (2, 3, 4, 7, 9)  # mirrored, these are no digit (a mirrored 0, 1 or 8 is one; 5 and 6 are close)
 Maker = Callable[[np.ndarray, np.ndarray, int, np.random.Generator], np.ndarray]
 
@@ -122,10 +125,19 @@ def mirrored(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> 
     return in_mnist_form([_upscaled(d, 56)[:, ::-1] for d in x[rng.choice(pool, n)]])
 
 
+HALF_TURN_CLASSES = (3, 4, 7)  # upside down, these are no digit (a 6 is a 9; a 0, 1, 2, 5 or 8 stays itself)
+
+
 def turned(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n digits (no 0s or 1s) turned a quarter, one way or the other."""
-    pool = np.flatnonzero(y >= 2)
-    return in_mnist_form([np.rot90(_upscaled(d, 56), int(rng.choice([1, 3]))) for d in x[rng.choice(pool, n)]])
+    """n digits turned: a quarter either way (no 0s or 1s), or a half turn (HALF_TURN_CLASSES only)."""
+    quarter = np.flatnonzero(y >= 2)
+    half = np.flatnonzero(np.isin(y, HALF_TURN_CLASSES))
+    out = []
+    for _ in range(n):
+        turns = int(rng.choice([1, 2, 3]))
+        digit = x[rng.choice(half if turns == 2 else quarter)]
+        out.append(np.rot90(_upscaled(digit, 56), turns))
+    return in_mnist_form(out)
 
 
 def _two_of_a_kind(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -165,24 +177,34 @@ def pairs(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> np.
 
 
 def marked(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n digits of MARKED_CLASSES at 56 px, each with a dot 4-12 px below or beside it, or a bar through it."""
-    pool = np.flatnonzero(np.isin(y, MARKED_CLASSES))
+    """n marked digits at 56 px: a digit of MARKED_CLASSES, or a mirrored one of MIRROR_CLASSES, with a
+    dot below or beside it or a bar through it; or the top of a digit of TOPPED_CLASSES, a dot below."""
+    marked_pool = np.flatnonzero(np.isin(y, MARKED_CLASSES))
+    mirror_pool = np.flatnonzero(np.isin(y, MIRROR_CLASSES))
+    topped_pool = np.flatnonzero(np.isin(y, TOPPED_CLASSES))
     out = []
-    for digit in x[rng.choice(pool, n)]:
+    for _ in range(n):
+        base = rng.integers(3)
+        digit = _upscaled(x[rng.choice((marked_pool, mirror_pool, topped_pool)[base])], 56)
+        if base == 1:
+            digit = digit[:, ::-1]
+        elif base == 2:  # keep the top 55-75%: a hook
+            digit = digit.copy()
+            digit[int(rng.uniform(0.55, 0.75) * 56) :] = 0
         canvas = Image.new("L", (96, 96), 0)
-        canvas.paste(Image.fromarray(_upscaled(digit, 56)), (20, 12))
+        canvas.paste(Image.fromarray(np.ascontiguousarray(digit)), (20, 12))
         draw = ImageDraw.Draw(canvas)
         pen = int(rng.integers(4, 9))
-        mark = rng.integers(3)
+        mark = 0 if base == 2 else rng.integers(3)
         if mark == 0:  # a dot below
-            cx, cy = rng.uniform(35, 60), rng.uniform(72, 84)
+            cx, cy = rng.uniform(35, 60), rng.uniform(72, 84) if base != 2 else rng.uniform(54, 74)
             draw.ellipse((cx - pen, cy - pen, cx + pen, cy + pen), fill=255)
         elif mark == 1:  # a dot beside
             cx, cy = rng.choice([rng.uniform(6, 14), rng.uniform(80, 90)]), rng.uniform(30, 70)
             draw.ellipse((cx - pen, cy - pen, cx + pen, cy + pen), fill=255)
-        else:  # a bar through, roughly upright
-            cx, lean = rng.uniform(38, 58), rng.uniform(-10, 10)
-            draw.line([(cx - lean, rng.uniform(0, 12)), (cx + lean, rng.uniform(72, 94))], fill=255, width=pen)
+        else:  # a bar through, roughly upright, from just past the digit's ends to well beyond them
+            cx, lean, over = rng.uniform(38, 58), rng.uniform(-10, 10), rng.uniform(2, 16, 2)
+            draw.line([(cx - lean, 14 - over[0]), (cx + lean, 66 + over[1])], fill=255, width=pen)
         out.append(np.asarray(canvas))
     return in_mnist_form(out)
 
@@ -223,6 +245,8 @@ def _primitive(
             [at(0.5 - dx + o * dy, 0.5 - dy - o * dx), at(0.5 + dx + o * dy, 0.5 + dy - o * dx)]
             for o in np.linspace(-0.3, 0.3, k) + rng.uniform(-0.05, 0.05, k)
         ]
+    if kind == "polyline":  # two to four straight strokes joined at sharp corners: a V, an N, a Z, an L
+        return [[at(*rng.uniform(0, 1, 2)) for _ in range(int(rng.integers(3, 6)))]]
     if kind == "zigzag":
         k = int(rng.integers(4, 8))
         vertical = rng.random() < 0.5
@@ -246,8 +270,9 @@ def _primitive(
     return [[at(u, v), at(u + 0.02, v)] for u, v in rng.uniform(0, 1, (int(rng.integers(2, 6)), 2))]
 
 
-PRIMITIVES = ("polygon", "arc", "segment", "crossing", "parallels", "zigzag", "spiral", "hatch", "dots")
-ALONE = ("polygon", "crossing", "parallels", "zigzag", "spiral", "hatch")  # a lone arc or segment: a 0, a 1, a 7
+PRIMITIVES = ("polygon", "arc", "segment", "crossing", "parallels", "polyline", "zigzag", "spiral", "hatch", "dots")
+# alone, an arc or a segment could be a 0, a 1 or a 7; a polyline gets a second primitive too
+ALONE = ("polygon", "crossing", "parallels", "zigzag", "spiral", "hatch")
 
 
 def shapes(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

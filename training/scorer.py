@@ -1,6 +1,10 @@
 """The digit scorer: a small Dense network beside the classifier, (N, 784) -> (N, 1) sigmoid, that says
 how digit-like an input is (`digit_score`; `is_digit` is digit_score >= 0.5).
 
+It starts with the classifier's own first `trunk` hidden layers, frozen (the same weights: the saved file
+stands alone for Keras, and the service evaluates those layers once for both), then its own hidden
+layers and one sigmoid unit.
+
 It is trained on MNIST's training digits (with their bold copies, as the service shows bold uploads)
 against non-digits made from MNIST and from pen primitives (training/negatives.py), both also drawn
 once more through a random affine transform. Its threshold is chosen on the validation digits, so that
@@ -37,8 +41,9 @@ KINDS = ("halves", "scrambled", "strokes", "mirrored", "turned", "overlaid", "pa
 class ScorerRecipe:
     """How the scorer is made: its hidden layers, the negatives per training digit, Adam over `epochs`."""
 
-    hidden: tuple[int, ...] = (512, 256)
-    negatives: float = 1.6  # non-digits made, per training digit
+    trunk: int = 2  # the classifier's hidden layers it starts with (0: from the pixels)
+    hidden: tuple[int, ...] = (256,)
+    negatives: float = 2.5  # non-digits made, per training digit
     epochs: int = 12
     batch_size: int = 256
     learning_rate: float = 1e-3
@@ -54,13 +59,20 @@ def scorer_path(model_path: Path) -> Path:
     return model_path.with_name(f"{model_path.stem}.digit.keras")
 
 
-def build_scorer(recipe: ScorerRecipe) -> keras.Model:
-    """pixels (N, 784) -> Dense ReLU layers -> one sigmoid unit, `digit_score`."""
+def build_scorer(recipe: ScorerRecipe, classifier: Any) -> keras.Model:
+    """pixels (N, 784) -> the classifier's first `recipe.trunk` hidden Dense layers (frozen copies; fewer
+    if it has fewer) -> Dense ReLU layers -> one sigmoid unit, `digit_score`."""
     import keras
     from keras import layers
 
     inputs = keras.Input(shape=(INPUT_SIZE,), name="pixels")
     x = inputs
+    hidden = [layer for layer in classifier.layers if isinstance(layer, layers.Dense)][:-1]  # not its output
+    trunk = hidden[: recipe.trunk]
+    for i, source in enumerate(trunk):
+        copy = layers.Dense(source.units, activation=source.activation, name=f"trunk_{i + 1}", trainable=False)
+        x = copy(x)
+        copy.set_weights(source.get_weights())
     for units in recipe.hidden:
         x = layers.Dense(units, activation="relu")(x)
     outputs = layers.Dense(1, activation="sigmoid", name="digit_score")(x)
@@ -98,14 +110,21 @@ def training_set(
 
 
 def train_scorer(
-    recipe: ScorerRecipe, digits: np.ndarray, labels: np.ndarray, bold: np.ndarray | None, seed: int, quiet: bool
+    recipe: ScorerRecipe,
+    classifier: Any,
+    digits: np.ndarray,
+    labels: np.ndarray,
+    bold: np.ndarray | None,
+    seed: int,
+    quiet: bool,
 ) -> tuple[keras.Model, float]:
-    """A trained scorer (its threshold not folded in yet), and the seconds it took, data included."""
+    """A trained scorer on `classifier`'s trunk (its threshold not folded in yet), and the seconds it
+    took, data included."""
     import keras
 
     started = time.monotonic()
     x, y, weights = training_set(digits, labels, bold, recipe, seed)
-    model = build_scorer(recipe)
+    model = build_scorer(recipe, classifier)
     model.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate), loss="binary_crossentropy")
     model.fit(
         x, y, sample_weight=weights, batch_size=recipe.batch_size, epochs=recipe.epochs, shuffle=True,

@@ -429,13 +429,14 @@ def calibrate(student: Any, split: Split, data: Mnist) -> Calibrated:
 
 
 def make_scorer(
-    recipe: ScorerRecipe, split: Split, bold: np.ndarray | None, run: Run, path: Path, out: Path
+    recipe: ScorerRecipe, serving: Any, split: Split, bold: np.ndarray | None, run: Run, path: Path, out: Path
 ) -> dict[str, Any]:
-    """Train the digit scorer, fold its threshold in (chosen on the validation digits), save it at
-    `path` (to be published beside `out`), and say what the model's metadata records about it."""
+    """Train the digit scorer on the `serving` model's trunk, fold its threshold in (chosen on the
+    validation digits), save it at `path` (to be published beside `out`), and say what the model's
+    metadata records about it."""
     from training import scorer
 
-    model, seconds = scorer.train_scorer(recipe, split.x_train, split.y_train, bold, run.seed, run.quiet)
+    model, seconds = scorer.train_scorer(recipe, serving, split.x_train, split.y_train, bold, run.seed, run.quiet)
     threshold = scorer.fold_threshold(model, split.x_val, recipe.flagged)
     checks = {"validation_digits": float((scorer.scores(model, split.x_val) < scorer.THRESHOLD).mean())}
     sha256 = scorer.save_scorer(model, path)
@@ -573,7 +574,7 @@ def train(args: argparse.Namespace, data: Mnist, tmp_paths: list[Path]) -> dict[
     if run.scorer is not None:
         started = time.monotonic()
         metadata["digit_score"] = make_scorer(
-            run.scorer, split, datasets.bold_images, run, temporary["scorer"], args.out
+            run.scorer, serving, split, datasets.bold_images, run, temporary["scorer"], args.out
         )
         stages["scorer_seconds"] = time.monotonic() - started
     if teacher is not None:
