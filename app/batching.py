@@ -16,6 +16,7 @@ holds no worker threads that would contend with the event loop for the GIL.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,7 +87,8 @@ def digit_scores(classifier: Classifier, scores: np.ndarray) -> tuple[list[float
     flags = classifier.is_digit(scores)
     if flags is None or np.isnan(scores).any():
         return [None] * len(scores), [None] * len(scores)
-    return [round(float(s), 6) for s in scores], [bool(f) for f in flags]
+    # 6 decimals, rounded down: a score shown as 1.0 is 1.0 (float64 scores stay under it)
+    return [math.floor(float(s) * 1e6) / 1e6 for s in scores], [bool(f) for f in flags]
 
 
 class Batcher:

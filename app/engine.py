@@ -102,7 +102,7 @@ class Evaluation:
     batch_size: int  # images in the model call (0: no call)
     seconds: float  # the model call's duration
     probabilities: np.ndarray  # (batch_size, 10): one array for the batch, one pickle to unpack
-    digit_scores: np.ndarray  # (batch_size,) float32: NaN when the model has no digit scorer
+    digit_scores: np.ndarray  # (batch_size,) float64: NaN when the model has no digit scorer
     retire: bool = False  # the engine process asks to be replaced (RECYCLE_ABOVE)
 
 
@@ -117,7 +117,7 @@ def evaluate(tasks: list[Task], network: Network) -> Evaluation:
     else:
         probabilities, scores = np.empty((0, NUM_CLASSES), np.float32), None
     if scores is None:
-        scores = np.full(len(probabilities), np.nan, np.float32)
+        scores = np.full(len(probabilities), np.nan)
     seconds = time.perf_counter() - started
     outcomes: list[Done | Failed] = []
     start = 0
@@ -153,7 +153,7 @@ def detached(error: ImageError) -> ImageError:
 
 
 def failed(outcome: Failed) -> Evaluation:
-    return Evaluation([outcome], 0, 0.0, np.empty((0, NUM_CLASSES), np.float32), np.empty(0, np.float32))
+    return Evaluation([outcome], 0, 0.0, np.empty((0, NUM_CLASSES), np.float32), np.empty(0))
 
 
 def merge(parts: list[Evaluation]) -> Evaluation:

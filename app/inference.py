@@ -40,6 +40,7 @@ class DenseLayer:
 
 
 SPARSE_SHARE = 0.35  # see forward()
+SPARSE_MIN_WEIGHTS = 300_000  # smaller kernels (an 800x256 or 800x10 head) are cheaper in full than gathered
 ROW_BY_ROW = range(3, 7)  # batch sizes evaluated one image at a time: see forward() (bench/forward.py measures it)
 
 
@@ -63,24 +64,29 @@ def forward(layers: list[DenseLayer], batch: np.ndarray) -> np.ndarray:
 
 def _forward(layers: list[DenseLayer], x: np.ndarray, sparse: bool = True) -> np.ndarray:
     for layer in layers:
-        used = np.flatnonzero(x.any(axis=0)) if sparse else None
+        used = np.flatnonzero(x.any(axis=0)) if sparse and layer.kernel.size >= SPARSE_MIN_WEIGHTS else None
         if used is not None and used.size < SPARSE_SHARE * x.shape[1]:
             x = x[:, used] @ layer.kernel[used]
         else:
             x = x @ layer.kernel
         x += layer.bias
-        if layer.activation == "relu":
-            np.maximum(x, 0.0, out=x)
-        elif layer.activation == "softmax":
-            x -= x.max(axis=1, keepdims=True)
-            np.exp(x, out=x)
-            x /= x.sum(axis=1, keepdims=True)
-        elif layer.activation == "sigmoid":
-            np.negative(x, out=x)
-            np.exp(x, out=x)
-            x += 1.0
-            np.reciprocal(x, out=x)
+        _activate(x, layer.activation)
     return x
+
+
+def _activate(x: np.ndarray, activation: str) -> None:
+    """Apply `activation` to (N, units) float32 `x`, in place."""
+    if activation == "relu":
+        np.maximum(x, 0.0, out=x)
+    elif activation == "softmax":
+        x -= x.max(axis=1, keepdims=True)
+        np.exp(x, out=x)
+        x /= x.sum(axis=1, keepdims=True)
+    elif activation == "sigmoid":
+        np.negative(x, out=x)
+        np.exp(x, out=x)
+        x += 1.0
+        np.reciprocal(x, out=x)
 
 
 @dataclass
@@ -88,12 +94,15 @@ class Network:
     """What an engine evaluates: the classifier's Dense layers and the digit scorer's, if the model has one.
 
     The scorer may start with the classifier's own first layers (the same weights: a standalone file for
-    Keras, a shared trunk here): those are evaluated once, for both.
+    Keras, a shared trunk here): those are evaluated once, for both. When it shares every hidden layer,
+    the classifier's output layer and the scorer's next layer read the same activations: they are one
+    product with the two kernels side by side (`head`), split after it.
     """
 
     classifier: list[DenseLayer]
     scorer: list[DenseLayer] | None = None
     shared: int = field(init=False, default=0)  # leading layers the two have in common
+    head: DenseLayer | None = field(init=False, default=None)  # the fused output layers, when all are shared
 
     def __post_init__(self) -> None:
         if self.scorer is None:
@@ -103,14 +112,35 @@ class Network:
         ):
             self.scorer[self.shared] = self.classifier[self.shared]  # one copy in memory and in the pickle
             self.shared += 1
+        if self.shared == len(self.classifier) - 1:
+            out, next_ = self.classifier[-1], self.scorer[self.shared]
+            kernel = np.ascontiguousarray(np.concatenate([out.kernel, next_.kernel], axis=1))
+            self.head = DenseLayer(kernel, np.concatenate([out.bias, next_.bias]), "linear")
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(N, 784) float32 in [0, 1] -> (N, 10) probabilities, and (N,) digit scores (None: no scorer)."""
+        """(N, 784) float32 in [0, 1] -> (N, 10) probabilities, and (N,) float64 digit scores (None: no scorer)."""
         x = np.asarray(batch, dtype=np.float32)
         if self.scorer is None:
             return forward(self.classifier, x), None
         trunk = forward(self.classifier[: self.shared], x) if self.shared else x
-        return forward(self.classifier[self.shared :], trunk), forward(self.scorer[self.shared :], trunk)[:, 0]
+        if self.head is None:
+            return forward(self.classifier[self.shared :], trunk), _scores(self.scorer[self.shared :], trunk)
+        both = trunk @ self.head.kernel
+        both += self.head.bias
+        classes = self.classifier[-1].kernel.shape[1]
+        probabilities, hidden = both[:, :classes], both[:, classes:]  # views: activated in place
+        _activate(probabilities, self.classifier[-1].activation)
+        _activate(hidden, self.scorer[self.shared].activation)
+        return np.ascontiguousarray(probabilities), _scores(self.scorer[self.shared + 1 :], hidden)
+
+
+def _scores(layers: list[DenseLayer], x: np.ndarray) -> np.ndarray:
+    """The scorer's remaining layers on `x` -> (N,) float64 digit scores: the last one's sigmoid in
+    float64, which stays under 1.0 up to a logit of 36 (float32's reaches 1.0 from 17, and then no
+    threshold could tell the most digit-like images apart)."""
+    last = layers[-1]
+    logits = forward(layers[:-1], x) @ last.kernel[:, 0] + last.bias[0]
+    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
 
 
 def _same(a: DenseLayer, b: DenseLayer) -> bool:

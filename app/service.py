@@ -46,7 +46,7 @@ class Answers:
     """The model's answers for N images, as arrays (/v2's outputs)."""
 
     probabilities: np.ndarray  # (N, 10) float32
-    digit_scores: np.ndarray | None  # (N,) float32; None: the model has no digit scorer
+    digit_scores: np.ndarray | None  # (N,) float64; None: the model has no digit scorer
     is_digit: np.ndarray | None  # (N,) bool
     version: str  # of the model that computed them
 
@@ -55,7 +55,7 @@ class Answers:
         scored = results[0].digit_score is not None
         return cls(
             np.stack([result.probabilities for result in results]),
-            np.array([r.digit_score for r in results], np.float32) if scored else None,
+            np.array([r.digit_score for r in results], np.float64) if scored else None,
             np.array([r.is_digit for r in results], np.bool_) if scored else None,
             results[0].version,
         )

@@ -156,6 +156,10 @@ echo "ready after $ready s"
 idle=$(memory "$NAME")
 echo "idle: $idle"
 expect_seven "POST /v1/predict" -F "file=@$SEVEN" "$BASE/v1/predict"
+# the digit scorer ships in the image: a 7 is a digit, a drawn # is not
+curl -fsS -F "file=@$SEVEN" "$BASE/v1/predict" | grep -qE '"is_digit": ?true' || fail "POST /v1/predict: no is_digit true for the 7"
+curl -fsS -F "file=@tests/data/hash.png" "$BASE/v1/predict" | grep -qE '"is_digit": ?false' \
+  || fail "POST /v1/predict: a drawn # should have is_digit false"
 expect_seven "POST /v2/models/mnist-mlp/infer" -H 'Content-Type: application/json' "$BASE/v2/models/mnist-mlp/infer" -d \
   "{\"inputs\": [{\"name\": \"image\", \"datatype\": \"BYTES\", \"shape\": [1], \"data\": [\"$(base64 -w0 "$SEVEN")\"]}], \"outputs\": [{\"name\": \"digit\"}]}"
 curl -fsS -o /dev/null "$BASE/v2/health/ready" || fail "GET /v2/health/ready"

@@ -8,7 +8,9 @@ them (`from tests.conftest import ROOT, SEVEN, encode`).
 from __future__ import annotations
 
 import io
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -34,6 +36,17 @@ SAMPLE = (
 )  # the first 1,000 MNIST test digits: x (1000, 28, 28) uint8, y (1000,)
 SEVEN_PNG = DATA / "seven.png"  # a hand-drawn 7
 SEVEN = SEVEN_PNG.read_bytes()
+
+
+def copy_model(dst: Path, src: Path = MODEL) -> Path:
+    """Copy a model's files to `dst` (a .keras path): the digit scorer its metadata names, the .json and the
+    .keras, in the order a rollout copies them."""
+    scorer = json.loads(src.with_suffix(".json").read_text()).get("digit_score", {}).get("file")
+    if scorer:
+        shutil.copy(src.with_name(scorer), dst.with_name(scorer))
+    shutil.copy(src.with_suffix(".json"), dst.with_suffix(".json"))
+    shutil.copy(src, dst)
+    return dst
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:

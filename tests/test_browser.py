@@ -61,12 +61,9 @@ def server(chromium: tuple[str, str]) -> Iterator[str]:
 
 @contextmanager
 def scored_server(threshold: str) -> Iterator[str]:
-    """The server, with MNIST_DIGIT_THRESHOLD=`threshold`; skips when the served model has no digit scorer."""
+    """The server, with MNIST_DIGIT_THRESHOLD=`threshold` (the committed model has a digit scorer)."""
     with running_server(env={"MNIST_DIGIT_THRESHOLD": threshold}) as url:
         served = httpx.get(f"{url}/v1/model", timeout=30).json()["digit_threshold"]
-        # TODO(issue 14): remove once the committed model has a scorer
-        if served is None:
-            pytest.skip("the served model has no digit scorer (GET /v1/model: digit_threshold is null)")
         assert served == float(threshold), "MNIST_DIGIT_THRESHOLD is the threshold served"
         yield url
 
@@ -427,6 +424,27 @@ def test_a_digit_has_no_message(lenient_server: str, browser: Driver) -> None:
     assert page_verdict(page) == ""
     assert_page_shows(page, answer)
     assert page.find_element(By.ID, "digit-score").text.startswith("digit-likeness ")
+
+
+# a # in four strokes, offsets from the canvas centre: a drawing that is no digit
+HASH_STROKES = [[(-35, -95), (-50, 95)], [(40, -95), (25, 95)], [(-95, -35), (95, -35)], [(-100, 40), (90, 40)]]
+
+
+def test_a_drawn_hash_is_not_a_digit_at_the_models_own_threshold(server: str, page: Driver) -> None:
+    """With the committed model and its threshold: the 7 has no message, the # has one, with its best guess."""
+    draw(page, SEVEN_STROKE)
+    wait_for_answers(page, 1)
+    assert api_answer(server, "seven.png", canvas_png(page))["is_digit"] is True
+    assert page_verdict(page) == ""
+    page.find_element(By.ID, "clear").click()
+    for count, stroke in enumerate(HASH_STROKES, start=1):
+        draw(page, stroke)
+        wait_for_answers(page, 1 + count)
+    answer = api_answer(server, "hash.png", canvas_png(page))
+    shot(page, "16-a-drawn-hash.png")
+    assert answer["is_digit"] is False, f"digit_score {answer['digit_score']}"
+    assert page_verdict(page) == NOT_A_DIGIT + str(answer["digit"])
+    assert_page_shows(page, answer)
 
 
 def same_origin_only(driver: Driver, server: str) -> list[str]:

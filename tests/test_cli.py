@@ -71,8 +71,9 @@ def test_table(folder: Path) -> None:
     result = run("predict", str(folder), "-j", "1")
     assert result.exit_code == 0, result.stderr
     header, *rows = result.stdout.splitlines()
-    assert header.split() == ["file", "digit", "confidence", "notes"]
+    assert header.split() == ["file", "digit", "confidence", "is_digit", "digit_score", "notes"]
     assert len(rows) == len(KINDS) + 1 and result.stderr == ""
+    assert all(row.split()[3] in ("true", "false") for row in rows)
     assert rows[-1].startswith(str(folder / "nested" / "seven.png")) and rows[-1].split()[1] == "7"
     assert all(row.split()[0].endswith(f"digit{row.split()[1]}") for row in rows[:-1])
 
@@ -83,7 +84,9 @@ def test_json_lines_are_v1_predictions(folder: Path) -> None:
     rows = json_lines(result.stdout)
     assert list(rows) == sorted(str(p) for p in folder.rglob("*") if p.is_file() and p.name != ".DS_Store")
     for row in rows.values():
-        assert set(row) == {"file", "digit", "confidence", "probabilities", "preprocess", "notes", "model_version"}
+        assert set(row) == {
+            "file", "digit", "confidence", "probabilities", "preprocess", "notes", "model_version", "digit_score", "is_digit",
+        }  # fmt: skip
         assert row["digit"] == int(np.argmax(row["probabilities"])) and len(row["probabilities"]) == 10
         assert abs(sum(row["probabilities"]) - 1) < 1e-4 and isinstance(row["notes"], list)
     assert rows[str(folder / "nested" / "seven.png")]["digit"] == 7
@@ -93,7 +96,7 @@ def test_csv(folder: Path) -> None:
     result = run("predict", str(folder / "nested"), str(folder / "0-*"), "--csv", "-j", "1")
     assert result.exit_code == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert list(rows[0]) == ["file", "digit", "confidence", "notes"]
+    assert list(rows[0]) == ["file", "digit", "confidence", "is_digit", "digit_score", "notes"]
     assert [row["file"] for row in rows] == [str(folder / "nested" / "seven.png"), *map(str, folder.glob("0-*"))]
     assert rows[0]["digit"] == "7" and 0 < float(rows[0]["confidence"]) <= 1
 

@@ -20,7 +20,7 @@ PARAMETERS = {  # from each builder's docstring and the README's preset table
     "mlp-256-dropout": 269_322,  # 784*256+256 + 256*256+256 + 256*10+10
     "logreg": 7_850,  # 784*10+10
     "default": 1_276_810,  # 784*800+800 + 800*800+800 + 800*10+10
-    "distilled": 1_276_810,  # the default's layers
+    "smoothed": 1_276_810,  # the default's layers
 }
 
 
@@ -62,7 +62,7 @@ def test_preset_optimizer_builds_for_any_epoch_count(name: str, epochs: int) -> 
 
 def test_default_schedule_warms_up_then_decays() -> None:
     steps = 100
-    optimizer = PRESETS["default"].optimizer(20, steps)
+    optimizer = PRESETS["smoothed"].optimizer(20, steps)
     rates = []
     for step in (0, steps, 2 * steps, 11 * steps, 20 * steps):
         optimizer.iterations.assign(step)
@@ -75,12 +75,12 @@ DESCRIPTIONS = {  # what each preset's metadata says; the default's is the commi
     "mlp-512": "784-512-512-10 ReLU, softmax; Adam, 20 epochs, batch 128",
     "mlp-256-dropout": "784-256-256-10 ReLU, dropout 0.45, softmax; Adam, 20 epochs, batch 128 (published: 98.4%)",
     "logreg": "multinomial logistic regression, 784-10 softmax; Adam, 20 epochs, batch 128",
-    "default": (
+    "smoothed": (
         "784-800-800-10 ReLU, dropout 0.2, softmax; AdamW (weight decay 1e-4) with warm-up and cosine decay to zero "
         "over all 50 epochs; label smoothing 0.05; random affine augmentation (rotation, scale, shift, shear); half the "
         "digits each epoch drawn with a bold pen and brought back to MNIST's form by the service's own steps"
     ),
-    "distilled": (
+    "default": (
         "784-800-800-10 ReLU, softmax; AdamW (weight decay 1e-4) with warm-up and cosine decay to zero over all 60 "
         "epochs; random affine augmentation (rotation, scale, shift, shear); half the digits each epoch drawn with a "
         "bold pen and brought back to MNIST's form by the service's own steps; elastic distortions (alpha 16); "
@@ -96,7 +96,7 @@ def test_description_is_derived_from_the_definition(name: str) -> None:
 
 def test_description_follows_the_parameters() -> None:
     preset = dataclasses.replace(
-        PRESETS["default"],
+        PRESETS["smoothed"],
         hidden=(64,),
         dropout=0.3,
         optimizer=CosineAdamW(peak_learning_rate=2e-3, weight_decay=5e-5),
@@ -152,14 +152,14 @@ def test_hyperparameters_are_what_the_preset_builds(name: str) -> None:
 
 
 def test_a_run_overrides_what_the_command_line_sets() -> None:
-    hyper = PRESETS["default"].hyperparameters(validation_size=100, epochs=2, batch_size=64, bold=0.0)
+    hyper = PRESETS["smoothed"].hyperparameters(validation_size=100, epochs=2, batch_size=64, bold=0.0)
     assert (hyper["epochs_max"], hyper["batch_size"], hyper["validation_size"], hyper["bold"]) == (2, 64, 100, 0.0)
     assert hyper["label_smoothing"] == 0.05 and hyper["weight_decay"] == 1e-4  # the rest is the preset's
 
 
 def test_presets_are_frozen_definitions() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
-        PRESETS["default"].dropout = 0.5  # type: ignore[misc]
+        PRESETS["smoothed"].dropout = 0.5  # type: ignore[misc]
     assert all(isinstance(preset, Preset) for preset in PRESETS.values())
 
 
@@ -215,9 +215,9 @@ def test_the_committed_model_passes_the_keras_cross_check() -> None:
 
 
 def test_the_newer_ingredients_are_recorded_only_when_on() -> None:
-    default = PRESETS["default"].hyperparameters(validation_size=100)
-    assert not {"elastic_alpha", "distillation", "outliers"} & set(default)
-    distilled = PRESETS["distilled"]
+    smoothed = PRESETS["smoothed"].hyperparameters(validation_size=100)
+    assert not {"elastic_alpha", "distillation", "outliers"} & set(smoothed)
+    distilled = PRESETS["default"]
     hyper = distilled.hyperparameters(validation_size=100)
     assert hyper["elastic_alpha"] == distilled.elastic and "outliers" not in hyper  # none in this preset
     assert distilled.distill is not None and hyper["distillation"] == distilled.distill.hyperparameters()
@@ -227,7 +227,7 @@ def test_the_newer_ingredients_are_recorded_only_when_on() -> None:
 
 
 def test_the_training_copy_has_logits_and_the_same_weights() -> None:
-    preset = PRESETS["distilled"]
+    preset = PRESETS["default"]
     trained, serving = preset.build(logits=True), preset.build()
     assert trained.layers[-1].get_config()["activation"] == "linear"
     assert serving.layers[-1].get_config()["activation"] == "softmax"
@@ -260,6 +260,7 @@ def test_a_scorer_on_the_classifiers_trunk_shares_it_and_answers_as_alone() -> N
         network = Network(classifier, list(scorer))
         probabilities, scores = network(x)
         assert network.shared == shared and (network.scorer[0] is trunk) == bool(shared)  # type: ignore[index]
+        assert (network.head is not None) == bool(shared)  # it shares all the classifier's hidden layers: fused
         np.testing.assert_allclose(probabilities, forward(classifier, x), atol=1e-6)
         assert scores is not None and ((scores > 0) & (scores < 1)).all()
         np.testing.assert_allclose(scores, alone, atol=1e-6)

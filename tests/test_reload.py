@@ -30,7 +30,7 @@ from app.inference import Classifier
 from app.main import create_app
 from app.preprocessing import preprocess
 from app.reload import Reloader
-from tests.conftest import MODEL, SEVEN, running_server
+from tests.conftest import MODEL, SEVEN, copy_model, running_server
 
 BOUNDARY = "reloadboundary"
 MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
@@ -83,6 +83,9 @@ def write_variant(
             archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), data)
     metadata = json.loads(MODEL.with_suffix(".json").read_text())
     metadata["sha256"] = sha256 or sha256_file(staging)
+    scorer = metadata.get("digit_score", {}).get("file")
+    if scorer and not dst.with_name(scorer).exists():  # the committed scorer, beside the variant
+        shutil.copy(MODEL.with_name(scorer), dst.with_name(scorer))
     meta_staging = dst.with_suffix(".json.tmp")
     meta_staging.write_text(json.dumps(metadata))
     os.replace(meta_staging, dst.with_suffix(".json"))
@@ -110,10 +113,7 @@ def foreign_layer(spec: dict[str, Any]) -> None:
 @pytest.fixture
 def served(tmp_path: Path) -> Path:
     """A copy of the committed model, to be replaced by the tests."""
-    path = tmp_path / "mnist-mlp.keras"
-    shutil.copy(MODEL, path)
-    shutil.copy(MODEL.with_suffix(".json"), path.with_suffix(".json"))
-    return path
+    return copy_model(tmp_path / "mnist-mlp.keras")
 
 
 def expected(path: Path) -> tuple[str, np.ndarray]:
@@ -394,8 +394,7 @@ def test_sighup_reloads_and_every_worker_polls(served: Path) -> None:
         assert httpx.get(f"{base}/v1/model").json()["version"] == old  # polling is off
         os.kill(base.pid, signal.SIGHUP)
         assert wait_for_version(base, new, fresh_connections=1)
-    shutil.copy(MODEL, served)
-    shutil.copy(MODEL.with_suffix(".json"), served.with_suffix(".json"))
+    copy_model(served)
     env = {
         "MNIST_MODEL_PATH": str(served),
         "MNIST_MODEL_POLL_S": "0.2",

@@ -65,10 +65,11 @@ def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def argv(data: Path, out: Path, *extra: str) -> list[str]:
-    """The default preset (augmentation, bold copies, dropout, warm-up, label smoothing) for 2 short epochs."""
+    """The `smoothed` preset (augmentation, bold copies, dropout, warm-up, label smoothing; no teacher) for 2
+    short epochs."""
     common = [
         "--preset",
-        "default",
+        "smoothed",
         "--epochs",
         "2",
         "--scorer-epochs",
@@ -90,20 +91,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory, data_file: Path) -> tuple[
     return out, json.loads(out.with_suffix(".json").read_text()), stdout.getvalue()
 
 
+# what a run with --out m.keras writes: the model, its scorer, metadata and plots
+WRITTEN = ["m.confusion.png", "m.curves.png", "m.digit.keras", "m.json", "m.keras", "m.reliability.png"]
+
+
 def weights(path: Path) -> list[np.ndarray]:
     return keras.saving.load_model(path, compile=False).get_weights()
 
 
 def test_writes_the_model_its_metadata_and_plots(trained: tuple[Path, dict[str, Any], str]) -> None:
     model, _, stdout = trained
-    assert sorted(p.name for p in model.parent.iterdir()) == [
-        "m.confusion.png",
-        "m.curves.png",
-        "m.digit.keras",
-        "m.json",
-        "m.keras",
-        "m.reliability.png",
-    ]
+    assert sorted(p.name for p in model.parent.iterdir()) == WRITTEN
     for plot in ("m.curves.png", "m.confusion.png", "m.reliability.png"):
         with Image.open(model.parent / plot) as image:
             assert image.format == "PNG" and image.width > 300 and image.height > 300
@@ -113,14 +111,14 @@ def test_writes_the_model_its_metadata_and_plots(trained: tuple[Path, dict[str, 
 def test_metadata_has_every_field(trained: tuple[Path, dict[str, Any], str], data_file: Path) -> None:
     _, meta, _ = trained
     assert set(meta) == METADATA_KEYS
-    assert meta["name"] == "mnist-mlp" and meta["preset"] == "default" and meta["architecture"] == "mlp_default"
+    assert meta["name"] == "mnist-mlp" and meta["preset"] == "smoothed" and meta["architecture"] == "mlp_smoothed"
     assert meta["file"] == "m.keras" and meta["seed"] == 42 and meta["parameters"] == 1_276_810
     assert meta["input"] == {"name": "pixels", "shape": [-1, 784], "dtype": "float32", "range": [0.0, 1.0]}
     assert meta["output"]["name"] == "probabilities" and meta["output"]["shape"] == [-1, 10]
     hyper = meta["hyperparameters"]
     assert hyper["epochs_max"] == 2 and hyper["batch_size"] == 128 and hyper["validation_size"] == VALIDATION
     assert hyper["augment"] is True and hyper["label_smoothing"] == 0.05
-    assert hyper["bold"] == PRESETS["default"].bold > 0
+    assert hyper["bold"] == PRESETS["smoothed"].bold > 0
     assert meta["epochs_run"] == 2 and meta["best_epoch"] in (1, 2) and meta["train_seconds"] >= 0
     assert {split: m["count"] for split, m in meta["metrics"].items()} == {
         "train": TRAIN - VALIDATION,
@@ -146,7 +144,7 @@ def test_metadata_has_every_field(trained: tuple[Path, dict[str, Any], str], dat
 
 def test_metadata_records_the_presets_own_description_and_recipe(trained: tuple[Path, dict[str, Any], str]) -> None:
     _, meta, _ = trained
-    preset = PRESETS["default"]
+    preset = PRESETS["smoothed"]
     assert meta["description"] == preset.description
     assert meta["hyperparameters"] == preset.hyperparameters(validation_size=VALIDATION, epochs=2)
 
@@ -284,14 +282,7 @@ def test_publish_moves_every_file_into_place_the_model_last(tmp_path: Path, monk
 
     monkeypatch.setattr(os, "replace", replace)
     publish(temporary, out)
-    assert moved[-1] == "m.keras" and sorted(moved) == [
-        "m.confusion.png",
-        "m.curves.png",
-        "m.digit.keras",
-        "m.json",
-        "m.keras",
-        "m.reliability.png",
-    ]
+    assert moved[-1] == "m.keras" and sorted(moved) == WRITTEN
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(moved)
     assert (tmp_path / "m.json").read_text() == "metadata" and out.read_text() == "model"
 
@@ -423,7 +414,7 @@ def test_no_scorer_writes_none_and_serves_without_one(data_file: Path, tmp_path:
 def distilled(tmp_path_factory: pytest.TempPathFactory, data_file: Path) -> tuple[Path, dict[str, Any]]:
     """A tiny distilled run: a 1-epoch teacher trained and saved beside the student, then 1 student epoch."""
     out = tmp_path_factory.mktemp("distilled") / "student.keras"
-    common = ["--preset", "distilled", "--epochs", "1", "--teacher-epochs", "1", "--validation-size", str(VALIDATION)]
+    common = ["--preset", "default", "--epochs", "1", "--teacher-epochs", "1", "--validation-size", str(VALIDATION)]
     with contextlib.redirect_stdout(io.StringIO()):
         assert train_main([*common, "--quiet", "--data", str(data_file), "--out", str(out)]) == 0
     return out, json.loads(out.with_suffix(".json").read_text())
@@ -439,7 +430,7 @@ def test_a_distilled_run_trains_saves_and_records_its_teacher(distilled: tuple[P
     assert meta["teacher"]["reused"] is False and meta["stages"]["teacher_seconds"] > 0
     hyper = meta["hyperparameters"]
     assert hyper["distillation"] == {"temperature": 4.0, "alpha": 0.7}
-    assert hyper["elastic_alpha"] == PRESETS["distilled"].elastic and hyper["outliers"] == PRESETS["distilled"].outliers
+    assert hyper["elastic_alpha"] == PRESETS["default"].elastic and "outliers" not in hyper
     # the student is still served as a softmax MLP
     model = keras.saving.load_model(out, compile=False)
     assert model.layers[-1].get_config()["activation"] == "softmax"
@@ -450,7 +441,7 @@ def test_teacher_reuses_a_saved_teacher(
 ) -> None:
     out, _ = distilled
     teacher = out.with_name("mnist-teacher.keras")
-    args = ["--preset", "distilled", "--epochs", "1", "--validation-size", str(VALIDATION), "--quiet"]
+    args = ["--preset", "default", "--epochs", "1", "--validation-size", str(VALIDATION), "--quiet"]
     with contextlib.redirect_stdout(io.StringIO()):
         assert (
             train_main([*args, "--teacher", str(teacher), "--data", str(data_file), "--out", str(tmp_path / "s.keras")])
@@ -462,7 +453,7 @@ def test_teacher_reuses_a_saved_teacher(
 
 
 def test_no_distill_trains_no_teacher(data_file: Path, tmp_path: Path) -> None:
-    args = ["--preset", "distilled", "--no-distill", "--elastic", "0", "--outliers", "0", "--epochs", "1"]
+    args = ["--preset", "default", "--no-distill", "--elastic", "0", "--outliers", "0", "--epochs", "1"]
     with contextlib.redirect_stdout(io.StringIO()):
         assert (
             train_main(

@@ -82,7 +82,7 @@ def outputs_of(response: httpx.Response) -> dict[str, np.ndarray]:
     header = json.loads(response.content[: int(length)] if length else response.content)
     tail, offset, arrays = response.content[int(length) if length else len(response.content) :], 0, {}
     for output in header["outputs"]:
-        dtype = {"FP32": np.float32, "INT64": np.int64}[output["datatype"]]
+        dtype = {"FP32": np.float32, "INT64": np.int64, "BOOL": np.bool_}[output["datatype"]]
         if "data" in output:
             arrays[output["name"]] = np.array(output["data"], dtype=dtype).reshape(output["shape"])
         else:
@@ -115,6 +115,8 @@ def test_server_and_model_status(client: TestClient, classifier: Classifier) -> 
         assert meta["outputs"] == [
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
             {"name": "digit", "datatype": "INT64", "shape": [-1]},
+            {"name": "digit_score", "datatype": "FP32", "shape": [-1]},
+            {"name": "is_digit", "datatype": "BOOL", "shape": [-1]},
         ]
     assert client.get("/v2/models/mnist-mlp/ready").json() == {"name": "mnist-mlp", "ready": True}
     assert client.get(f"/v2/models/mnist-mlp/versions/{classifier.version}/ready").status_code == 200
@@ -218,10 +220,11 @@ def test_infer_images_equals_v1_and_the_model(client: TestClient, classifier: Cl
         ([{"name": "digit"}], ["digit"]),
         ([{"name": "probabilities"}], ["probabilities"]),
         ([{"name": "digit"}, {"name": "probabilities"}], ["digit", "probabilities"]),
-        ([], ["probabilities", "digit"]),
-        (None, ["probabilities", "digit"]),
+        ([{"name": "is_digit"}, {"name": "digit"}], ["is_digit", "digit"]),
+        ([], ["probabilities", "digit", "digit_score", "is_digit"]),
+        (None, ["probabilities", "digit", "digit_score", "is_digit"]),
     ],
-    ids=["digit", "probabilities", "both-in-order", "empty-list", "absent"],
+    ids=["digit", "probabilities", "both-in-order", "scorer-first", "empty-list", "absent"],
 )
 def test_requested_outputs_are_honoured(client: TestClient, outputs: Any, names: list[str]) -> None:
     body = image_request([SEVEN])
@@ -487,6 +490,7 @@ def test_tritonclient_status_and_metadata(server: str, classifier: Classifier) -
     meta = client.get_model_metadata("mnist-mlp")
     assert meta["name"] == "mnist-mlp" and meta["versions"] == [classifier.version]
     assert meta["outputs"][0] == {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]}
+    assert meta["outputs"][3] == {"name": "is_digit", "datatype": "BOOL", "shape": [-1]}
     assert client.get_model_metadata("mnist-mlp", classifier.version) == meta
     with pytest.raises(InferenceServerException) as error:
         client.get_model_metadata("other")
@@ -519,6 +523,10 @@ def test_tritonclient_infer(
     np.testing.assert_allclose(result.as_numpy("probabilities"), expected, atol=1e-6)
     assert result.as_numpy("digit").tolist() == expected.argmax(axis=1).tolist()
     assert (result.as_numpy("digit") == y).mean() >= 0.9
+    _, scores = classifier.predict(flatten_and_scale(x))  # the digit scorer's outputs, as the metadata lists them
+    np.testing.assert_allclose(result.as_numpy("digit_score"), scores, atol=1e-6)  # type: ignore[arg-type]
+    assert result.as_numpy("is_digit").dtype == np.bool_
+    assert result.as_numpy("is_digit").tolist() == classifier.is_digit(scores).tolist()  # type: ignore[union-attr]
 
     # images: raw bytes in binary form; in JSON tritonclient sends str(bytes, "utf-8"), so base64 text
     files = [SEVEN, *pngs]
