@@ -40,7 +40,7 @@ class DenseLayer:
 
 
 SPARSE_SHARE = 0.35  # see forward()
-SPARSE_MIN_WEIGHTS = 300_000  # smaller kernels (an 800x256 or 800x10 head) are cheaper in full than gathered
+SPARSE_MIN_WEIGHTS = 100_000  # smaller kernels (the 800x10 output layer) are cheaper in full than gathered
 ROW_BY_ROW = range(3, 7)  # batch sizes evaluated one image at a time: see forward() (bench/forward.py measures it)
 
 
@@ -125,8 +125,7 @@ class Network:
         trunk = forward(self.classifier[: self.shared], x) if self.shared else x
         if self.head is None:
             return forward(self.classifier[self.shared :], trunk), _scores(self.scorer[self.shared :], trunk)
-        both = trunk @ self.head.kernel
-        both += self.head.bias
+        both = forward([self.head], trunk)  # sparse like the rest: its 850 KB kernel is cold by now
         classes = self.classifier[-1].kernel.shape[1]
         probabilities, hidden = both[:, :classes], both[:, classes:]  # views: activated in place
         _activate(probabilities, self.classifier[-1].activation)

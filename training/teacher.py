@@ -1,7 +1,8 @@
 """The distillation teacher: a small CNN trained on the student's digits with the affine augmentation
-alone (no bold copies, no elastic distortions: with them, 10 epochs reached 99.0% on the test set;
-without, 12 reached 99.58%), then saved as a .keras file with its own .json metadata so that retraining
-the student can reuse it (`--teacher PATH`).
+and the bold copies (half of each batch), without elastic distortions (with them and the bold copies,
+10 epochs reached 99.0% on the test set; with neither, 12 reached 99.58%, but a student taught by a
+teacher that never saw a bold digit fell more than a point behind on bold uploads), then saved as a
+.keras file with its own .json metadata so that retraining the student can reuse it (`--teacher PATH`).
 
 The teacher reads the student's input, (N, 784) float32 in [0, 1], and outputs (N, 10) logits: the
 student is distilled from softened logits, so no softmax is baked in. It is a training-time tool; the
@@ -33,7 +34,7 @@ class TeacherRecipe:
     with affine augmentation, `bold` of each batch drawn with a bold pen, elastic distortions of `elastic`."""
 
     epochs: int = 12
-    bold: float = 0.0
+    bold: float = 0.5
     elastic: float = 0.0
     peak_learning_rate: float = 2e-3
     weight_decay: float = 1e-4
