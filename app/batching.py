@@ -82,10 +82,10 @@ class Job:
         self.big = sum(len(upload.data) for upload in self.uploads) >= BIG_JOB_BYTES
 
 
-def digit_scores(classifier: Classifier, scores: np.ndarray) -> tuple[list[float | None], list[bool | None]]:
-    """(N,) float32 scores (NaN: no scorer) -> each one's digit_score and is_digit, as the API answers them."""
-    flags = classifier.is_digit(scores)
-    if flags is None or np.isnan(scores).any():
+def digit_scores(scores: np.ndarray, flags: np.ndarray | None) -> tuple[list[float | None], list[bool | None]]:
+    """(N,) scores and their is_digit flags (None: no scorer) -> each one's digit_score and is_digit, as
+    the API answers them."""
+    if flags is None:
         return [None] * len(scores), [None] * len(scores)
     # 6 decimals, rounded down: a score shown as 1.0 is 1.0 (float64 scores stay under it)
     return [math.floor(float(s) * 1e6) / 1e6 for s in scores], [bool(f) for f in flags]
@@ -108,11 +108,18 @@ class Batcher:
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
 
-    def _results(self, evaluation: Evaluation, outcome: Done) -> list[Result]:
+    def _flags(self, evaluation: Evaluation) -> np.ndarray | None:
+        """The batch's is_digit flags, once for the metrics and the answers (None: no scorer)."""
+        if np.isnan(evaluation.digit_scores).any():
+            return None
+        return self.classifier.is_digit(evaluation.digit_scores)
+
+    def _results(self, evaluation: Evaluation, outcome: Done, flags: np.ndarray | None) -> list[Result]:
         rows, pixels, version = outcome.rows(evaluation), outcome.pixels, self.classifier.version
-        scores, flags = digit_scores(self.classifier, outcome.scores(evaluation))
+        own = None if flags is None else flags[outcome.start : outcome.start + len(outcome.notes)]
+        scores, flags_ = digit_scores(outcome.scores(evaluation), own)
         return [
-            Result(rows[i], notes, None if pixels is None else pixels[i], version, scores[i], flags[i])
+            Result(rows[i], notes, None if pixels is None else pixels[i], version, scores[i], flags_[i])
             for i, notes in enumerate(outcome.notes)
         ]
 
@@ -230,14 +237,12 @@ class Batcher:
                 del self._busy[engine]
                 self._idle.append(engine)
                 self._dispatch()
+        flags = self._flags(evaluation)
         if evaluation.batch_size and self.classifier.observer is not None:
-            flags = (
-                None if np.isnan(evaluation.digit_scores).any() else self.classifier.is_digit(evaluation.digit_scores)
-            )
             self.classifier.observer(evaluation.batch_size, evaluation.seconds, evaluation.probabilities, flags)
         for job, outcome in zip(jobs, evaluation.outcomes, strict=True):
             if isinstance(outcome, Done):
-                _settle(job, result=self._results(evaluation, outcome))
+                _settle(job, result=self._results(evaluation, outcome, flags))
             else:
                 error = outcome.error
                 if isinstance(error, ImageError):

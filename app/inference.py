@@ -138,7 +138,8 @@ def _scores(layers: list[DenseLayer], x: np.ndarray) -> np.ndarray:
     float64, which stays under 1.0 up to a logit of 36 (float32's reaches 1.0 from 17, and then no
     threshold could tell the most digit-like images apart)."""
     last = layers[-1]
-    logits = forward(layers[:-1], x) @ last.kernel[:, 0] + last.bias[0]
+    hidden = forward(layers[:-1], x) if len(layers) > 1 else x  # the fused head leaves the last layer alone
+    logits = hidden @ last.kernel[:, 0] + last.bias[0]
     return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
 
 

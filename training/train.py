@@ -413,8 +413,6 @@ def save_serving_copy(preset: Preset, model: Any, path: Path, temperature: float
 class Calibrated(NamedTuple):
     temperature: float
     report: dict[str, Any]  # the metadata's "calibration"
-    validation_logits: np.ndarray  # (N, 10) float32 of the calibrated model
-    test_logits: np.ndarray
 
 
 def calibrate(student: Any, split: Split, data: Mnist) -> Calibrated:
@@ -425,7 +423,7 @@ def calibrate(student: Any, split: Split, data: Mnist) -> Calibrated:
     test = predict_probabilities(student, flatten_and_scale(data.x_test))
     temperature = fit_temperature(val, split.y_val)
     report = calibration_report(temperature, {"validation": (val, split.y_val), "test": (test, data.y_test)})
-    return Calibrated(temperature, report, val / temperature, test / temperature)
+    return Calibrated(temperature, report)
 
 
 def make_scorer(
