@@ -47,11 +47,8 @@ TIMEOUT_PER_FILE = 1 / 16
 # freed, while up to 64 MiB of freed heap is kept for the next batch instead of being trimmed after each
 # (with glibc's defaults the mmap threshold rises after the first big free, the heap then only grows,
 # and trimming at every free costs the canvas path a quarter of its time).
-CHILD_ENV = {
-    **ONE_THREAD,
-    "MALLOC_MMAP_THRESHOLD_": str(1024 * 1024),
-    "MALLOC_TRIM_THRESHOLD_": str(64 * 1024 * 1024),
-}
+ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1024 * 1024), "MALLOC_TRIM_THRESHOLD_": str(64 * 1024 * 1024)}
+CHILD_ENV = {**ONE_THREAD, **ALLOCATOR_ENV}
 TRIM_ABOVE = 16 * 1024 * 1024  # an engine whose RSS is this far over its baseline after a batch trims its heap
 # ... and one that stays far over the level it has kept before asks to be replaced, as gunicorn's max_requests
 # recycles workers: what the allocator can't give back (fragmentation that trimming doesn't reach) goes

@@ -9,6 +9,12 @@ later round grows the RSS (a leak), the peak passes `--peak-limit-mb` (one input
 an input takes over `--max-seconds` (2 s). Instrumented Python runs several times slower, which is why
 the time limit is checked here and libFuzzer's own -timeout is a looser guard.
 
+It runs with the engines' allocator settings (app.engine.ALLOCATOR_ENV; it restarts itself with them if
+they are not set), since the engines are where uploads are decoded. Under glibc's defaults the mmap
+threshold rises after the first big free, and the RSS steps up once, in round 2, by 10-20 MiB on a
+fresh corpus: a change of allocator policy that the engines don't have, not a leak (the same corpus is
+flat from round 1 under the engines' settings; a leak grows every round).
+
     python -m fuzz.replay artifacts/fuzz/corpus
 """
 
@@ -16,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import resource
+import sys
 import time
 import warnings
 from pathlib import Path
 
-from app.engine import Resident
+from app.engine import ALLOCATOR_ENV, Resident
 from app.errors import ImageError
 from app.preprocessing import DEFAULT_MAX_PIXELS, Mode, preprocess
 
@@ -45,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=2.0, help="the most one input may take, uninstrumented")
     parser.add_argument("extra", type=Path, nargs="*", help="more inputs (libFuzzer's findings)")
     args = parser.parse_args(argv)
+    if any(os.environ.get(name) != value for name, value in ALLOCATOR_ENV.items()):  # read by glibc at start
+        command = [sys.executable, "-m", "fuzz.replay", *(sys.argv[1:] if argv is None else argv)]
+        os.execve(sys.executable, command, {**os.environ, **ALLOCATOR_ENV})
     warnings.simplefilter("ignore")  # Pillow's warnings about corrupt metadata: expected here
     paths = [p for p in sorted(args.corpus.iterdir()) if p.is_file()] + args.extra
     files = [p.read_bytes() for p in paths]
