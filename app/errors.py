@@ -7,7 +7,7 @@ Pure Python: the engine processes import it without the web framework.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, Self
 
 
 class ServiceError(Exception):
@@ -20,6 +20,20 @@ class ServiceError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.file: dict[str, Any] | None = None  # the file of a batch it is about: see for_file
+
+    @classmethod
+    def for_file(cls, index: int, filename: str | None, detail: str) -> Self:
+        """This error about one file of a batch: the detail names the file for people, and `file`
+        ({index, filename, detail}: its place in the upload, from 0, and the error about it alone) for
+        programs, which can then send the other files again."""
+        error = cls(f"File {index} ({filename!r}): {detail}")
+        error.file = {"index": index, "filename": filename, "detail": detail}
+        return error
+
+    def fields(self) -> dict[str, Any]:
+        """Machine-readable fields of the /v1 error body beside `detail` and `code`."""
+        return {} if self.file is None else {"file": self.file}
 
 
 class BadRequest(ServiceError):

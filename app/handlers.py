@@ -5,6 +5,7 @@ of the service, {"error"} on the Open Inference Protocol's /v2."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,16 +24,26 @@ STATUS_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: 
 
 
 def render(
-    request: Request, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    request: Request,
+    status: int,
+    code: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    body = error_body(policy_for(request.url.path).shape, detail, code)
+    """The error's body in the route's shape; `fields` are added to the /v1 shape (the Open Inference
+    Protocol's {"error"} has no room for them)."""
+    shape = policy_for(request.url.path).shape
+    body = error_body(shape, detail, code)
+    if fields and shape == "v1":
+        body.update(fields)
     return JSONResponse(body, status_code=status, headers=headers or None)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return render(request, exc.status, exc.code, exc.detail, exc.headers)
+        return render(request, exc.status, exc.code, exc.detail, exc.headers, exc.fields())
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -92,19 +92,40 @@ class ModelInfo(BaseModel):
     )
 
 
+class FailedFile(BaseModel):
+    """The file of a batch that failed it."""
+
+    index: int = Field(description="its place in the upload, from 0", examples=[1])
+    filename: str | None = Field(description="its filename, as uploaded", examples=["b.png"])
+    detail: str = Field(description="what is wrong with that file, in one sentence")
+
+
 class ErrorResponse(BaseModel):
-    """Every error: one sentence for people, a stable code for programs."""
+    """Every error: one sentence for people, a stable code for programs, and for an error about one
+    file of a batch, which file (`file`)."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"detail": "The PNG file is truncated or corrupt (image file is truncated).", "code": "invalid_image"}
+                {"detail": "The PNG file is truncated or corrupt (image file is truncated).", "code": "invalid_image"},
+                {
+                    "detail": "File 1 ('b.png'): The PNG file is truncated or corrupt (image file is truncated).",
+                    "code": "invalid_image",
+                    "file": {
+                        "index": 1,
+                        "filename": "b.png",
+                        "detail": "The PNG file is truncated or corrupt (image file is truncated).",
+                    },
+                },
             ]
         }
     )
 
     detail: str = Field(description="what went wrong, in one sentence")
     code: str = Field(description="machine-readable error code, stable across versions")
+    file: FailedFile | None = Field(
+        default=None, description="on /v1/predict/batch, the file that failed the batch (absent otherwise)"
+    )
 
 
 class Status(BaseModel):

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.contract import flatten_and_scale
 from app.inference import Classifier
 from app.main import create_app
-from app.schemas import BatchPrediction, Prediction
+from app.schemas import BatchPrediction, ErrorResponse, Prediction
 from tests.conftest import SEVEN, png
 
 
@@ -83,7 +83,18 @@ def test_batch_bad_file_names_index_and_filename(client: TestClient) -> None:
     files = [("files", ("ok.png", SEVEN, "image/png")), ("files", ("notes.txt", b"hello there", "text/plain"))]
     response = client.post("/v1/predict/batch", files=files)
     assert response.status_code == 415
-    assert "File 1" in response.json()["detail"] and "notes.txt" in response.json()["detail"]
+    body = ErrorResponse.model_validate(response.json())
+    assert "File 1" in body.detail and "notes.txt" in body.detail and body.code == "unsupported_media_type"
+    # the same, for programs: which file, and the error about it alone
+    assert body.file is not None and (body.file.index, body.file.filename) == (1, "notes.txt")
+    assert body.detail.endswith(body.file.detail) and "File 1" not in body.file.detail
+
+
+def test_errors_not_about_one_file_of_a_batch_have_no_file_field(client: TestClient) -> None:
+    response = client.post("/v1/predict", files={"file": ("notes.txt", b"hello there", "text/plain")})
+    assert response.status_code == 415 and "file" not in response.json()
+    response = client.post("/v1/predict/batch", files=[("files", (f"{i}.png", SEVEN, "image/png")) for i in range(9)])
+    assert response.status_code == 422 and "file" not in response.json()
 
 
 def test_batch_limits(client: TestClient) -> None:

@@ -1,13 +1,12 @@
 """`mnist-service predict --url`: the files posted to a running service's `POST /v1/predict/batch`,
 several requests at once, each within the service's limits (`GET /v1/model`). A 503 is retried after
-its Retry-After; a batch refused for one bad file (the error names its index) is sent again without
+its Retry-After; a batch refused for one bad file (the error's `file` names it) is sent again without
 it, so every other file is answered."""
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
-import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,8 +20,6 @@ DEFAULT_MAX_FILES = 64  # the service's defaults, for a service whose /v1/model 
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 PART_OVERHEAD = 512  # bytes of multipart headers and delimiter per file, counted against the body cap
 MAX_RETRY_AFTER_S = 60.0
-# How /v1/predict/batch names the file that failed the batch: "File 3 ('a.png'): <detail>"
-BAD_FILE = re.compile(r"File (\d+) \((?:'[^']*'|\"[^\"]*\"|None)\): ")
 
 Item = tuple[int, Path]  # a file's index on the command line, and its path
 
@@ -129,11 +126,11 @@ class Client:
                 self.report(index, Answer(str(path), prediction))
             return
         code, detail = error_of(response)
-        bad = BAD_FILE.match(detail)
-        if bad and int(bad.group(1)) < len(items):  # one file failed the batch: the others are sent again
-            at = int(bad.group(1))
+        bad = failed_file(response, len(items))
+        if bad is not None:  # one file failed the batch: the others are sent again
+            at, file_detail = bad
             index, path, _ = items[at]
-            self.report(index, Refusal(str(path), code, detail[bad.end() :]))
+            self.report(index, Refusal(str(path), code, file_detail))
             await self._send(items[:at] + items[at + 1 :])
         elif len(items) > 1:  # the batch as a whole was refused (a 500, a proxy's limit): halve it
             await self._send(items[: len(items) // 2])
@@ -172,6 +169,19 @@ def retry_after(response: httpx.Response) -> float:
         except (TypeError, ValueError):
             seconds = 1.0
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+
+
+def failed_file(response: httpx.Response, files: int) -> tuple[int, str] | None:
+    """The index and the error of the one file that failed a batch, from the error's `file` field
+    ({index, filename, detail}); None when the error is not about one of the `files` sent."""
+    try:
+        file = response.json().get("file")
+        index, detail = file["index"], file["detail"]
+    except (ValueError, AttributeError, TypeError, KeyError):
+        return None
+    if not isinstance(index, int) or not 0 <= index < files or not isinstance(detail, str):
+        return None
+    return index, detail
 
 
 def error_of(response: httpx.Response) -> tuple[str, str]:

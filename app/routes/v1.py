@@ -150,7 +150,7 @@ async def predict_batch(
     try:
         results = await service.classify_files(uploads, preprocess, keep_pixels=explain)
     except ImageError as exc:  # the same error, naming the file
-        raise type(exc)(f"File {exc.index} ({exc.filename!r}): {exc.detail}") from None
+        raise type(exc).for_file(exc.index or 0, exc.filename, exc.detail) from None
     predictions = [to_prediction(result, preprocess, explain) for result in results]
     request.state.log_fields = {
         "digits": [p["digit"] for p in predictions],
