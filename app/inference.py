@@ -125,7 +125,7 @@ class Network:
         trunk = forward(self.classifier[: self.shared], x) if self.shared else x
         if self.head is None:
             return forward(self.classifier[self.shared :], trunk), _scores(self.scorer[self.shared :], trunk)
-        both = forward([self.head], trunk)  # sparse like the rest: its 850 KB kernel is cold by now
+        both = forward([self.head], trunk)  # as forward() does: sparse for a big kernel (cold by now)
         classes = self.classifier[-1].kernel.shape[1]
         probabilities, hidden = both[:, :classes], both[:, classes:]  # views: activated in place
         _activate(probabilities, self.classifier[-1].activation)
