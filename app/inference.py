@@ -41,7 +41,7 @@ class DenseLayer:
 
 SPARSE_SHARE = 0.35  # see forward()
 SPARSE_MIN_WEIGHTS = 100_000  # smaller kernels (the 800x10 output layer) are cheaper in full than gathered
-ROW_BY_ROW = range(3, 7)  # batch sizes evaluated one image at a time: see forward() (bench/forward.py measures it)
+ROW_BY_ROW = range(2, 6)  # batch sizes evaluated one image at a time: see forward() (bench/forward.py measures it)
 
 
 def forward(layers: list[DenseLayer], batch: np.ndarray) -> np.ndarray:
