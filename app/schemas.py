@@ -24,8 +24,8 @@ class Prediction(BaseModel):
                     "probabilities": EXAMPLE_PROBABILITIES,
                     "preprocess": "mnist",
                     "notes": [],
-                    "model_version": "864bce56398d",
-                    "digit_score": 0.999999,
+                    "model_version": "b33c89d32ac6",
+                    "digit_score": 0.999914,
                     "is_digit": True,
                 }
             ]
