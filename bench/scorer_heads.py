@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from app.contract import flatten_and_scale
-from app.inference import read_dense_layers
+from app.inference import DenseLayer, read_dense_layers
 from bench.uploads_accuracy import load_digits, preprocessed
-from tools.digit_scores import auroc
+from tools.digit_scores import auroc, hidden_and_logits
 from tools.nondigits import make_nondigits
 from tools.uploads import KINDS
 from training.bold import bold_copies
@@ -37,15 +37,9 @@ from training.train import split_validation
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def features(layers: list, x: np.ndarray) -> np.ndarray:
-    """(N, 784) float32 pixels -> the activations of the classifier's hidden layers (all but the output)."""
-    parts = []
-    for start in range(0, len(x), 8192):
-        h = x[start : start + 8192]
-        for layer in layers[:-1]:
-            h = np.maximum(h @ layer.kernel + layer.bias, 0.0)
-        parts.append(h)
-    return np.concatenate(parts)
+def features(layers: list[DenseLayer], x: np.ndarray) -> np.ndarray:
+    """(N, 784) float32 pixels -> the classifier's last hidden layer's activations, in chunks."""
+    return np.concatenate([hidden_and_logits(layers, x[i : i + 8192])[0] for i in range(0, len(x), 8192)])
 
 
 def train_head(units: tuple[int, ...], h: np.ndarray, y: np.ndarray, w: np.ndarray, epochs: int, seed: int):
