@@ -57,8 +57,8 @@ async def _parsed_files(request: Request, body: bytes, content_type: str, field:
     uploads = []
     for index, value in enumerate(form.getlist(field)):
         if not isinstance(value, UploadFile):
-            where = f"File {index}: the" if max_files > 1 else "The"
-            raise MissingFile(f"{where} field `{field}` holds text, not a file.")
+            detail = f"The field `{field}` holds text, not a file."
+            raise MissingFile.for_file(index, None, detail) if max_files > 1 else MissingFile(detail)
         uploads.append(Upload(await value.read(), value.filename))
     return uploads
 

@@ -90,6 +90,17 @@ def test_batch_bad_file_names_index_and_filename(client: TestClient) -> None:
     assert body.detail.endswith(body.file.detail) and "File 1" not in body.file.detail
 
 
+def test_a_text_field_among_a_batch_is_named_as_the_file_it_should_be(client: TestClient) -> None:
+    parts = [("files", ("ok.png", SEVEN, "image/png")), ("files", (None, b"just text"))]
+    response = client.post("/v1/predict/batch", files=parts)
+    assert response.status_code == 422 and response.json()["code"] == "missing_file"
+    assert response.json()["file"] == {
+        "index": 1,
+        "filename": None,
+        "detail": "The field `files` holds text, not a file.",
+    }
+
+
 def test_errors_not_about_one_file_of_a_batch_have_no_file_field(client: TestClient) -> None:
     response = client.post("/v1/predict", files={"file": ("notes.txt", b"hello there", "text/plain")})
     assert response.status_code == 415 and "file" not in response.json()
