@@ -27,7 +27,7 @@ class ServiceError(Exception):
         """This error about one file of a batch: the detail names the file for people, and `file`
         ({index, filename, detail}: its place in the upload, from 0, and the error about it alone) for
         programs, which can then send the other files again."""
-        error = cls(f"File {index} ({filename!r}): {detail}")
+        error = cls(f"File {index}{'' if filename is None else f' ({filename!r})'}: {detail}")
         error.file = {"index": index, "filename": filename, "detail": detail}
         return error
 
