@@ -24,8 +24,8 @@ class Prediction(BaseModel):
                     "probabilities": EXAMPLE_PROBABILITIES,
                     "preprocess": "mnist",
                     "notes": [],
-                    "model_version": "b33c89d32ac6",
-                    "digit_score": 0.999914,
+                    "model_version": "8f44499a9900",
+                    "digit_score": 0.999876,
                     "is_digit": True,
                 }
             ]

@@ -8,9 +8,12 @@ candidate's own layers on them (Adam, `--epochs`, as the recipe). For each candi
 share of the validation digits (`--flag`), it prints the share of the MNIST test digits, of each set of
 held-out non-digits (tools/nondigits.py) and of the realistic uploads (tools/uploads.py, every kind,
 the cache of `make accuracy`) that `is_digit` would call non-digits, and the AUROC of the test digits
-against each set.
+against each set. With `--members K`, each candidate is trained K times (seeds `--head-seed` onwards),
+and the rows are each member alone and their ensemble (the mean of their logits, as the recipe's
+`members` merges them).
 
     python -m bench.scorer_heads --data ../shared/data/mnist.npz --heads 256 64 32 --flag 0.01 0.007
+    python -m bench.scorer_heads --data ../shared/data/mnist.npz --heads 32 --members 3 --flag 0.007
 """
 
 from __future__ import annotations
@@ -58,6 +61,33 @@ def train_head(units: tuple[int, ...], h: np.ndarray, y: np.ndarray, w: np.ndarr
     return model
 
 
+def logits(model, a: np.ndarray) -> np.ndarray:
+    """The head's output before its sigmoid, (N,) float64: what an ensemble averages (a monotone map of
+    the score, so thresholds and AUROC are the same as on the score)."""
+    import keras
+
+    hidden = keras.Model(model.inputs, model.layers[-2].output) if len(model.layers) > 2 else None
+    h = np.asarray(hidden.predict(a, batch_size=8192, verbose=0) if hidden else a, np.float64)
+    kernel, bias = model.layers[-1].get_weights()
+    return h @ kernel[:, 0].astype(np.float64) + float(bias[0])
+
+
+def rows(name: str, scored: dict[str, np.ndarray], scored_uploads: dict[str, np.ndarray], flags: list[float]):
+    for flag in flags:
+        threshold = np.quantile(scored["validation"], flag)
+        per_kind = {kind: float((s < threshold).mean()) for kind, s in scored_uploads.items()}
+        worst = max(per_kind, key=per_kind.__getitem__)
+        yield {
+            "head": name,
+            "flag": flag,
+            "test flagged": round(float((scored["test"] < threshold).mean()), 4),
+            **{f"{s} flagged": round(float((scored[s] < threshold).mean()), 3) for s in ("set a", "set b")},
+            **{f"{s} AUROC": round(auroc(scored["test"], scored[s]), 4) for s in ("set a", "set b")},
+            "uploads flagged, worst kind": [worst, round(per_kind[worst], 4)],
+            "uploads flagged, mean": round(float(np.mean(list(per_kind.values()))), 4),
+        }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "mnist-mlp.keras")
@@ -67,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=ScorerRecipe().epochs)
     parser.add_argument("--seed", type=int, default=42, help="the training run's seed (its split and set)")
     parser.add_argument("--head-seed", type=int, default=42, help="the heads' initialisation")
+    parser.add_argument("--members", type=int, default=1, help="heads of each candidate, from successive seeds")
     parser.add_argument("--uploads", type=int, default=10000, help="test digits per upload kind")
     parser.add_argument("--nondigits", type=int, default=60, help="non-digits of each kind")
     args = parser.parse_args(argv)
@@ -92,27 +123,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"features of {len(h):,} training images and the test sets in {time.monotonic() - started:.0f} s", flush=True)
     for head in args.heads:
         units = tuple(int(n) for n in head.split(","))
-        model = train_head(units, h, y, w, args.epochs, args.head_seed)
-
-        def score(a: np.ndarray, model=model) -> np.ndarray:
-            return np.asarray(model.predict(a, batch_size=8192, verbose=0), np.float64)[:, 0]
-
-        scored = {name: score(a) for name, a in sets.items()}
-        scored_uploads = {kind: score(a) for kind, a in uploads.items()}
-        for flag in args.flag:
-            threshold = np.quantile(scored["validation"], flag)
-            per_kind = {kind: float((s < threshold).mean()) for kind, s in scored_uploads.items()}
-            worst = max(per_kind, key=per_kind.__getitem__)
-            row = {
-                "head": "-".join(map(str, units)),
-                "flag": flag,
-                "test flagged": round(float((scored["test"] < threshold).mean()), 4),
-                **{f"{s} flagged": round(float((scored[s] < threshold).mean()), 3) for s in ("set a", "set b")},
-                **{f"{s} AUROC": round(auroc(scored["test"], scored[s]), 4) for s in ("set a", "set b")},
-                "uploads flagged, worst kind": [worst, round(per_kind[worst], 4)],
-                "uploads flagged, mean": round(float(np.mean(list(per_kind.values()))), 4),
-            }
-            print(json.dumps(row), flush=True)
+        name = "-".join(map(str, units))
+        members = []
+        for member in range(args.members):
+            model = train_head(units, h, y, w, args.epochs, args.head_seed + member)
+            scored = {s: logits(model, a) for s, a in sets.items()}
+            scored_uploads = {kind: logits(model, a) for kind, a in uploads.items()}
+            members.append((scored, scored_uploads))
+            label = name if args.members == 1 else f"{name}, seed {args.head_seed + member}"
+            for row in rows(label, scored, scored_uploads, args.flag):
+                print(json.dumps(row), flush=True)
+        if args.members > 1:
+            mean = {s: np.mean([m[0][s] for m in members], axis=0) for s in sets}
+            mean_uploads = {kind: np.mean([m[1][kind] for m in members], axis=0) for kind in uploads}
+            for row in rows(f"{name} x {args.members}", mean, mean_uploads, args.flag):
+                print(json.dumps(row), flush=True)
     return 0
 
 

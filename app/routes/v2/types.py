@@ -131,7 +131,7 @@ class RepositoryModel(BaseModel):
     """One model version in the repository index, as Triton lists it."""
 
     name: str = Field(examples=[MODEL_NAME])
-    version: str = Field(examples=["b33c89d32ac6"])
+    version: str = Field(examples=["8f44499a9900"])
     state: Literal["READY", "LOADING", "UNAVAILABLE"]
     reason: str = Field("", description="why a version is UNAVAILABLE (a refused candidate)")
 
