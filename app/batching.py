@@ -29,6 +29,12 @@ from app.inference import Classifier
 from app.preprocessing import Mode
 
 SPILL_AFTER_S = 0.005  # a batch of small images is done well within this: one still running is heavy (see _dispatch)
+# Images that take an engine this long each to decode and preprocess (a canvas drawing, a scan, a photo;
+# not a 28x28 MNIST-form upload, which takes a tenth of it) gain little from a bigger batch: what batching
+# saves is the model's time, about 0.1 ms an image at small batches (bench/forward.py), so they spread
+# over the engines instead.
+HEAVY_IMAGE_S = 0.0005
+IMAGE_TIME_WEIGHT = 0.2  # of the newest batch, in the running mean of the time per image
 BIG_JOB_BYTES = 256 * 1024  # a job with this many bytes of files is decoded in a batch of its own
 
 
@@ -107,6 +113,7 @@ class Batcher:
         self._busy: dict[Engine, float] = {}  # engine -> when its batch started (loop time)
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
+        self.image_s = 0.0  # a running mean of the seconds an engine took to prepare an image (0: none yet)
 
     def _flags(self, evaluation: Evaluation) -> np.ndarray | None:
         """The batch's is_digit flags, once for the metrics and the answers (None: no scorer)."""
@@ -172,15 +179,16 @@ class Batcher:
         """Give queued jobs to idle engines, up to max_batch_size images each (a big job alone).
 
         While an engine is busy, the queue goes to a second one only once the first has worked for
-        SPILL_AFTER_S, or holds a full batch or a big job: light batches (small images) then keep
-        growing in one engine, where the model is cheaper per image, and heavy ones spread over the cores.
+        SPILL_AFTER_S, or holds a full batch or a big job, or when images have lately taken the engines
+        HEAVY_IMAGE_S or more each to decode and preprocess: light batches (MNIST-form images) then keep growing in one engine,
+        where the model is cheaper per image, and heavy ones spread over the cores.
         """
         if timer:
             self._timer = None
         while self._jobs and self._idle and not self._closed:
             loop = asyncio.get_running_loop()
             wait = 0.0
-            heavy = self._jobs[0].big or self._queued >= self.max_batch_size
+            heavy = self._jobs[0].big or self._queued >= self.max_batch_size or self.image_s >= HEAVY_IMAGE_S
             if self.max_wait_s > 0 and not timer and self.receiving > 0 and not heavy:
                 wait = self.max_wait_s  # a little time for the requests being received to join this batch
             elif self._busy and not heavy:
@@ -220,6 +228,7 @@ class Batcher:
         tasks = [Task([u.data for u in job.uploads], job.mode, job.max_pixels, job.keep_pixels) for job in jobs]
         try:
             evaluation = await engine.evaluate(tasks)
+            self._timed(evaluation.prepare_seconds, sum(len(task.files) for task in tasks))
         except asyncio.CancelledError:  # close(): the batch is abandoned, its requests answered 503
             for job in jobs:
                 _settle(job, error=NotReady("The server is shutting down; retry shortly."))
@@ -248,6 +257,11 @@ class Batcher:
                 if isinstance(error, ImageError):
                     error.index, error.filename = outcome.index, job.uploads[outcome.index].filename
                 _settle(job, error=error)
+
+    def _timed(self, seconds: float, images: int) -> None:
+        """Fold a batch's preparing time per image into the running mean (`image_s`)."""
+        per_image = seconds / max(images, 1)
+        self.image_s = per_image if not self.image_s else self.image_s + IMAGE_TIME_WEIGHT * (per_image - self.image_s)
 
 
 def _settle(job: Job, result: list[Result] | None = None, error: BaseException | None = None) -> None:

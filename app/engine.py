@@ -100,14 +100,17 @@ class Evaluation:
     seconds: float  # the model call's duration
     probabilities: np.ndarray  # (batch_size, 10): one array for the batch, one pickle to unpack
     digit_scores: np.ndarray  # (batch_size,) float64: NaN when the model has no digit scorer
+    prepare_seconds: float = 0.0  # decoding and preprocessing the batch's files, all of them
     retire: bool = False  # the engine process asks to be replaced (RECYCLE_ABOVE)
 
 
 def evaluate(tasks: list[Task], network: Network) -> Evaluation:
     """Preprocess each task's uploads (a task stops at its first bad one), then evaluate the model once
     on the images of every good task."""
+    started = time.perf_counter()
     prepared: list[list[Preprocessed] | Failed] = [_prepare(task) for task in tasks]
     images = [image for entry in prepared if isinstance(entry, list) for image in entry]
+    prepare_seconds = time.perf_counter() - started
     started = time.perf_counter()
     if images:
         probabilities, scores = network(np.concatenate([i.model_input for i in images]))
@@ -125,7 +128,7 @@ def evaluate(tasks: list[Task], network: Network) -> Evaluation:
             pixels = [image.pixels for image in entry] if task.keep_pixels else None
             outcomes.append(Done(start, [image.notes for image in entry], pixels))
             start += len(entry)
-    return Evaluation(outcomes, len(images), seconds, probabilities, scores)
+    return Evaluation(outcomes, len(images), seconds, probabilities, scores, prepare_seconds)
 
 
 def _prepare(task: Task) -> list[Preprocessed] | Failed:
@@ -169,6 +172,7 @@ def merge(parts: list[Evaluation]) -> Evaluation:
         sum(part.seconds for part in parts),
         np.concatenate([part.probabilities for part in parts]),
         np.concatenate([part.digit_scores for part in parts]),
+        sum(part.prepare_seconds for part in parts),
     )
 
 
@@ -184,6 +188,7 @@ def join_files(parts: list[Evaluation]) -> Evaluation:
         merged.seconds,
         merged.probabilities,
         merged.digit_scores,
+        merged.prepare_seconds,
     )
 
 

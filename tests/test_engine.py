@@ -20,7 +20,7 @@ from PIL import Image
 from app import batching
 from app.batching import Batcher, Upload
 from app.config import Settings
-from app.engine import ChildEngine, Done, Evaluation, Failed, Task, evaluate
+from app.engine import ChildEngine, Done, Evaluation, Failed, Task, evaluate, merge
 from app.errors import InvalidImage, NotReady
 from app.inference import Classifier
 from app.main import create_app
@@ -103,7 +103,8 @@ class FakeEngine:
         self.batches.append(len(tasks))
         await asyncio.sleep(self.seconds)
         outcomes = [Done(i, [[]], None) for i in range(len(tasks))]
-        return Evaluation(outcomes, len(tasks), 0.0, np.full((len(tasks), 10), 0.1), np.full(len(tasks), np.nan))  # type: ignore[arg-type]
+        probabilities, scores = np.full((len(tasks), 10), 0.1), np.full(len(tasks), np.nan)
+        return Evaluation(outcomes, len(tasks), 0.0, probabilities, scores, self.seconds)  # type: ignore[arg-type]
 
     async def close(self) -> None:
         pass
@@ -131,6 +132,49 @@ def test_a_second_engine_takes_the_queue_only_behind_a_long_batch(
         assert first.batches == [1] and second.batches == [3]
     else:  # they waited for the first engine's short batch and ran there as one batch
         assert first.batches == [1, 3] and second.batches == []
+
+
+@pytest.mark.parametrize(("seconds", "spills"), [(0.0005, False), (0.1, True)])
+def test_a_second_engine_takes_the_queue_at_once_once_images_have_proved_slow(
+    classifier: Classifier, seconds: float, spills: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a batch whose image took HEAVY_IMAGE_S or more to prepare (a canvas, a photo), the queue no longer waits
+    behind a busy engine to grow: the batcher measured that the model's share of the work is small.
+    (`first` is the engine taken first, for the warm-up batch and again after it.)"""
+    monkeypatch.setattr(batching, "SPILL_AFTER_S", 10.0)  # no spilling by time in this test
+    monkeypatch.setattr(batching, "HEAVY_IMAGE_S", 0.02)
+
+    async def scenario() -> tuple[FakeEngine, FakeEngine, float]:
+        batcher = Batcher(classifier)
+        first, second = FakeEngine(seconds), FakeEngine(seconds)
+        batcher._engines, batcher._idle = [second, first], [second, first]
+        await batcher.predict([Upload(b"a")], "mnist", 100)  # measured: one image took `seconds`
+        measured = batcher.image_s
+        one = asyncio.ensure_future(batcher.predict([Upload(b"a")], "mnist", 100))
+        await asyncio.sleep(0)
+        rest = [asyncio.ensure_future(batcher.predict([Upload(b"b")], "mnist", 100)) for _ in range(3)]
+        await asyncio.wait_for(asyncio.gather(one, *rest), 5.0)
+        await batcher.close()
+        return first, second, measured
+
+    first, second, measured = asyncio.run(scenario())
+    assert measured == seconds  # what the engine reported for its one image
+    if spills:  # the next queued job went to the idle engine as it arrived; the other two queued behind
+        assert first.batches == [1, 1, 2] and second.batches == [1]
+    else:  # they waited for the busy engine's short batch and ran there as one batch
+        assert first.batches == [1, 1, 3] and second.batches == []
+
+
+def test_an_evaluation_reports_the_time_its_files_took_to_prepare(classifier: Classifier) -> None:
+    """What the batcher's spreading reads: the decoding and preprocessing time, apart from the model's."""
+    canvas = encode(Image.new("L", (600, 600), 255))
+    tasks = [Task([SEVEN], "mnist", 10**8), Task([canvas, SEVEN], "mnist", 10**8)]
+    started = time.perf_counter()
+    evaluation = evaluate(tasks, classifier.network)
+    wall = time.perf_counter() - started
+    assert 0 < evaluation.prepare_seconds < wall and evaluation.seconds < wall
+    merged = merge([evaluation, evaluate(tasks[:1], classifier.network)])
+    assert merged.prepare_seconds > evaluation.prepare_seconds
 
 
 class CrashOnMarker(ChildEngine):
