@@ -68,6 +68,9 @@ KEEP_INK = 0.25  # thinning that leaves less of the ink than this would erase th
 THIN_MIN_SIDE = 40  # only crops at least this big are thinned
 STRONG_INK = 0.3 * 255  # after stretching, stroke pixels are at least this bright
 MIN_CONTRAST = 24.0  # ink must stand this many grey levels (of 255) above the background
+# A border whose pixels are all one exact level but for up to this share at either end (ink that crosses
+# the edge) is paper of one flat shade: no surface to fit. Photos and scans have noise: never exact.
+EVEN_SHARE = 0.1
 
 
 @dataclass
@@ -417,6 +420,10 @@ def fit_background(small: np.ndarray) -> Background:
     ring = _border(small)
     if float(ring.max() - ring.min()) <= 2.0:  # an even border (canvas, MNIST-style image): a flat background
         return Background(None, _median(ring), _median(ring))
+    low, high = (int(EVEN_SHARE * (ring.size - 1)), int((1 - EVEN_SHARE) * (ring.size - 1)))
+    ordered = np.partition(ring, (low, high))
+    if ordered[low] == ordered[high]:  # paper of one exact level, ink crossing the edge (a canvas drawing)
+        return Background(None, float(ordered[low]), float(ordered[low]))
     sh, sw = small.shape
     n = 8 if min(sh, sw) >= 16 else 1
     bh, bw = sh // n, sw // n

@@ -202,6 +202,21 @@ def test_the_background_is_the_same_surface_over_any_region() -> None:
     assert flat.coefficients is None and np.all(flat.over(P.Region.whole((8, 9))) == 17)
 
 
+def test_paper_of_one_exact_level_is_flat_even_where_the_ink_crosses_the_edge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A canvas drawing whose stroke runs off the bottom: all but a few percent of the border is exactly
+    the paper's level, so there is no surface to fit, and the answer is the robust fit's (EVEN_SHARE 0
+    turns the shortcut off). A border with a photo's noise is never exact: fitted either way."""
+    canvas = np.zeros((90, 90), np.float32)
+    canvas[20:90, 40:48] = 255.0  # a stroke down to the bottom edge: a few percent of the border
+    noisy = canvas + 40 + np.random.default_rng(0).normal(0, 3, canvas.shape).astype(np.float32)
+    assert float(np.ptp(P._border(canvas))) > 2.0, "the even-border check alone does not see it"
+    quick = {name: P.fit_background(image) for name, image in (("canvas", canvas), ("noisy", noisy))}
+    monkeypatch.setattr(P, "EVEN_SHARE", 0.0)
+    fitted = {name: P.fit_background(image) for name, image in (("canvas", canvas), ("noisy", noisy))}
+    assert quick["canvas"] == P.Background(None, 0.0, 0.0) == fitted["canvas"]
+    assert quick["noisy"] == fitted["noisy"]
+
+
 def test_find_digit_boxes_the_marks_with_a_margin_at_the_working_side() -> None:
     foreground = np.zeros((100, 125), np.float32)  # a thumbnail at 8 px a pixel of a 1000x800 image
     foreground[40:60, 70:80] = 200.0  # the digit
