@@ -180,8 +180,8 @@ class Batcher:
 
         While an engine is busy, the queue goes to a second one only once the first has worked for
         SPILL_AFTER_S, or holds a full batch or a big job, or when images have lately taken the engines
-        HEAVY_IMAGE_S or more each to decode and preprocess: light batches (MNIST-form images) then keep growing in one engine,
-        where the model is cheaper per image, and heavy ones spread over the cores.
+        HEAVY_IMAGE_S or more each to decode and preprocess: light batches (MNIST-form images) then keep
+        growing in one engine, where the model is cheaper per image, and heavy ones spread over the cores.
         """
         if timer:
             self._timer = None

@@ -110,8 +110,8 @@ def evaluate(tasks: list[Task], network: Network) -> Evaluation:
     started = time.perf_counter()
     prepared: list[list[Preprocessed] | Failed] = [_prepare(task) for task in tasks]
     images = [image for entry in prepared if isinstance(entry, list) for image in entry]
-    prepare_seconds = time.perf_counter() - started
-    started = time.perf_counter()
+    prepared_at = time.perf_counter()
+    prepare_seconds, started = prepared_at - started, prepared_at
     if images:
         probabilities, scores = network(np.concatenate([i.model_input for i in images]))
     else:

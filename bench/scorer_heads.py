@@ -61,15 +61,21 @@ def train_head(units: tuple[int, ...], h: np.ndarray, y: np.ndarray, w: np.ndarr
     return model
 
 
-def logits(model, a: np.ndarray) -> np.ndarray:
-    """The head's output before its sigmoid, (N,) float64: what an ensemble averages (a monotone map of
-    the score, so thresholds and AUROC are the same as on the score)."""
+def logit_scorer(model):
+    """A function: (N, H) features -> the head's output before its sigmoid, (N,) float64, what an ensemble
+    averages (a monotone map of the score, so thresholds and AUROC are the same as on the score). The
+    sub-model up to the last hidden layer is built once per head."""
     import keras
 
     hidden = keras.Model(model.inputs, model.layers[-2].output) if len(model.layers) > 2 else None
-    h = np.asarray(hidden.predict(a, batch_size=8192, verbose=0) if hidden else a, np.float64)
     kernel, bias = model.layers[-1].get_weights()
-    return h @ kernel[:, 0].astype(np.float64) + float(bias[0])
+    weights, offset = kernel[:, 0].astype(np.float64), float(bias[0])
+
+    def score(a: np.ndarray) -> np.ndarray:
+        h = np.asarray(hidden.predict(a, batch_size=8192, verbose=0) if hidden else a, np.float64)
+        return h @ weights + offset
+
+    return score
 
 
 def rows(name: str, scored: dict[str, np.ndarray], scored_uploads: dict[str, np.ndarray], flags: list[float]):
@@ -127,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         members = []
         for member in range(args.members):
             model = train_head(units, h, y, w, args.epochs, args.head_seed + member)
-            scored = {s: logits(model, a) for s, a in sets.items()}
-            scored_uploads = {kind: logits(model, a) for kind, a in uploads.items()}
+            logits = logit_scorer(model)
+            scored = {s: logits(a) for s, a in sets.items()}
+            scored_uploads = {kind: logits(a) for kind, a in uploads.items()}
             members.append((scored, scored_uploads))
             label = name if args.members == 1 else f"{name}, seed {args.head_seed + member}"
             for row in rows(label, scored, scored_uploads, args.flag):
