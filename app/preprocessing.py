@@ -406,8 +406,17 @@ class Background:
             return np.full((height, width), self.low, dtype=np.float32)
         gy, gx = region.coordinates()
         c0, c1, c2, c3, c4, c5 = (np.float32(c) for c in self.coefficients)
-        surface = (c0 + c1 * gy + c3 * gy * gy) + (c2 * gx + c4 * gx * gx) + c5 * gy * gx
-        return np.clip(surface, np.float32(self.low), np.float32(self.high))
+        surface = (c5 * gy) * gx  # the one term that needs the whole grid; the others are a column and a row
+        surface += c0 + c1 * gy + c3 * gy * gy
+        surface += c2 * gx + c4 * gx * gx
+        return np.minimum(np.maximum(surface, np.float32(self.low), out=surface), np.float32(self.high), out=surface)
+
+    def spread(self) -> float:
+        """How far its level varies over the image (max - min, on a 17 x 17 grid)."""
+        if self.coefficients is None:
+            return 0.0
+        levels = np.clip(SPREAD_GRID @ np.array(self.coefficients), self.low, self.high)
+        return float(levels.max() - levels.min())
 
 
 def fit_background(small: np.ndarray) -> Background:
@@ -439,22 +448,37 @@ def fit_background(small: np.ndarray) -> Background:
     lo, hi = (float(z[keep].min()), float(z[keep].max())) if keep.any() else (float(z.min()), float(z.min()))
     pad = 0.25 * (hi - lo) + 2.0  # the edges lie beyond the block centres; don't let the fit run wild there
     fitted = Background(tuple(float(c) for c in coef), lo - pad, hi + pad)  # type: ignore[arg-type]
-    span = fitted.over(Region.whole((17, 17)))  # its range over the image, on a grid
-    if float(span.max() - span.min()) < 2.0:  # even already: keep clean images exactly as they are
-        level = float(np.rint(np.median(z[keep]))) if keep.any() else float(z.min())
+    if fitted.spread() < 2.0:  # even already: keep clean images exactly as they are
+        level = float(np.rint(_exact_median(z[keep]))) if keep.any() else float(z.min())
         return Background(None, level, level)
     return fitted
 
 
-@functools.lru_cache(maxsize=64)
+def _terms(py: np.ndarray, px: np.ndarray) -> np.ndarray:
+    """The quadratic surface's terms (1, y, x, y^2, x^2, yx) at the points (py, px): (len, 6) float64."""
+    return np.stack([np.ones_like(py), py, px, py * py, px * px, py * px], axis=1)
+
+
+def _grid(n: int, span: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The (y, x) of an n x n grid of points centred on 0, row by row, `span` from first to last."""
+    points = np.linspace(-0.5, 0.5, n) * span
+    return np.repeat(points, n), np.tile(points, n)
+
+
+SPREAD_GRID = _terms(*_grid(17))  # where Background.spread looks: the image's corners, edges and inside
+
+
+@functools.cache
+def _unit_design(n: int) -> np.ndarray:
+    """_design's terms for blocks spanning the whole image: at the centres of n x n blocks."""
+    return _terms(*_grid(n, (n - 1) / n))
+
+
 def _design(n: int, height: float, width: float) -> np.ndarray:
     """The quadratic surface's terms at the centres of n x n blocks spanning `height` and `width` of the
-    image (shares of it): (n * n, 6) float64 (1, y, x, y^2, x^2, yx), read-only."""
-    centres = (np.arange(n) + 0.5) / n - 0.5
-    py, px = (a.ravel() for a in np.meshgrid(centres * height, centres * width, indexing="ij"))
-    design = np.stack([np.ones_like(py), py, px, py * py, px * px, py * px], axis=1)
-    design.setflags(write=False)
-    return design
+    image (shares of it): (n * n, 6) float64 (1, y, x, y^2, x^2, yx). The terms scale with the
+    span, so they are the whole image's, scaled (a cache by size would miss: thumbnails vary)."""
+    return _unit_design(n) * np.array([1.0, height, width, height * height, width * width, height * width])
 
 
 def _least_squares(design: np.ndarray, values: np.ndarray) -> np.ndarray:

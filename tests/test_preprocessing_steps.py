@@ -202,6 +202,30 @@ def test_the_background_is_the_same_surface_over_any_region() -> None:
     assert flat.coefficients is None and np.all(flat.over(P.Region.whole((8, 9))) == 17)
 
 
+@pytest.mark.parametrize("shape", [(128, 128), (104, 119), (37, 128), (16, 16)])
+def test_the_fit_uses_the_surface_terms_at_the_centres_of_its_blocks(shape: tuple[int, int]) -> None:
+    """_design scales the whole image's terms to the share the blocks cover; the same as evaluating the
+    terms at each block's centre, in the coordinates Background.over uses (-0.5 to 0.5 over the image)."""
+    sh, sw = shape
+    n = 8
+    bh, bw = sh // n, sw // n
+    centres_y = ((np.arange(n) + 0.5) * bh) / sh - 0.5 * (bh * n) / sh  # of the blocks, centred on the image
+    centres_x = ((np.arange(n) + 0.5) * bw) / sw - 0.5 * (bw * n) / sw
+    py, px = np.repeat(centres_y, n), np.tile(centres_x, n)
+    expected = np.stack([np.ones_like(py), py, px, py * py, px * px, py * px], axis=1)
+    np.testing.assert_allclose(P._design(n, bh * n / sh, bw * n / sw), expected, atol=1e-12)
+
+
+def test_the_spread_of_a_background_is_its_range_over_the_image() -> None:
+    tilted = P.Background((100.0, 0.0, 20.0, 0.0, 0.0, 0.0), 0.0, 255.0)  # 90 at the left edge, 110 at the right
+    assert tilted.spread() == pytest.approx(20.0)
+    clipped = P.Background((100.0, 0.0, 20.0, 0.0, 0.0, 0.0), 95.0, 105.0)
+    assert clipped.spread() == pytest.approx(10.0)
+    assert P.Background(None, 40.0, 40.0).spread() == 0.0
+    whole = tilted.over(P.Region.whole((50, 40)))
+    assert float(whole.max() - whole.min()) == pytest.approx(20.0, abs=1e-4)
+
+
 def test_paper_of_one_exact_level_is_flat_even_where_the_ink_crosses_the_edge(monkeypatch: pytest.MonkeyPatch) -> None:
     """A canvas drawing whose stroke runs off the bottom: all but a few percent of the border is exactly
     the paper's level, so there is no surface to fit, and the answer is the robust fit's (EVEN_SHARE 0
