@@ -11,6 +11,11 @@ decoding the same bytes to the size the pipeline decodes them at (the draft, a r
 over the files, the two timed in alternation. The target (issue 15): preprocess <= 1.5x decode for every
 kind; exit status 1 when one misses it. MNIST-form 28x28 uploads are exempt (they skip the steps).
 
+A third column, not a target, is the least any pipeline of this kind has to do after the same decode:
+grayscale and one resize of the whole image to the 20 px box (Pillow's Lanczos with its own
+reduce-first shortcut), to numpy; no digit found, no background removed, nothing centred. Where that
+alone is over 1.5x the decode, no preprocessing built on Pillow can meet the target.
+
 A last row, not a target, is the steps' fixed cost: 28x28 PNGs of the same digits moved 3 px off
 centre, so they take every step on images with almost no pixels. No kind can be preprocessed in less
 than its decode plus about this, so a kind whose decode is under twice it cannot meet 1.5x.
@@ -61,6 +66,16 @@ def pillow_decode(data: bytes) -> None:
         image.load()
 
 
+def least_work(data: bytes) -> None:
+    """The decode, then grayscale and one resize to the 20 px box: the least a pipeline must do."""
+    with Image.open(io.BytesIO(data)) as image:
+        P.request_draft(image)
+        gray = image.convert("L")
+    scale = P.BOX / max(gray.size)
+    size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
+    np.asarray(gray.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0))
+
+
 def pipeline(data: bytes) -> None:
     P.preprocess(data)
 
@@ -72,12 +87,14 @@ def mean_ms(work: Callable[[bytes], None], files: list[bytes]) -> float:
     return (time.perf_counter() - started) * 1000 / len(files)
 
 
-def measure(files: list[bytes], repeats: int) -> tuple[float, float]:
-    """(preprocess ms, decode ms) per file, each the best of `repeats` passes, alternating."""
-    pipeline(files[0])  # warm-up: imports, plugin loading, caches
-    pillow_decode(files[0])
-    runs = [(mean_ms(pipeline, files), mean_ms(pillow_decode, files)) for _ in range(repeats)]
-    return min(r[0] for r in runs), min(r[1] for r in runs)
+def measure(files: list[bytes], repeats: int) -> tuple[float, float, float]:
+    """(preprocess, decode, least work) ms per file, each the best of `repeats` passes, alternating."""
+    works = (pipeline, pillow_decode, least_work)
+    for work in works:  # warm-up: imports, plugin loading, caches
+        work(files[0])
+    runs = [[mean_ms(work, files) for work in works] for _ in range(repeats)]
+    pre, dec, least = (min(run[i] for run in runs) for i in range(len(works)))
+    return pre, dec, least
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,18 +107,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     kinds = args.kind or [*KINDS, BIG]
     print(f"{args.files} files a kind ({args.big_files} for {BIG}), best of {args.repeats}, in-process")
-    print(f"{'kind':<20} {'preprocess':>11} {'decode':>9} {'ratio':>6}  target <= {TARGET}x")
+    print(f"{'kind':<20} {'preprocess':>11} {'decode':>9} {'ratio':>6}  target <= {TARGET}x   least work (ratio)")
     missed = 0
     for kind in kinds:
         files = uploads(kind, args.big_files if kind == BIG else args.files, args.seed)
-        pre, dec = measure(files, args.repeats)
+        pre, dec, least = measure(files, args.repeats)
         ratio = pre / dec
         missed += ratio > TARGET
-        print(f"{kind:<20} {pre:>8.3f} ms {dec:>6.3f} ms {ratio:>5.2f}x  {'ok' if ratio <= TARGET else 'MISSED'}")
-    pre, dec = measure(uploads(FIXED, args.files, args.seed), args.repeats)
-    print(
-        f"{FIXED:<20} {pre:>8.3f} ms {dec:>6.3f} ms          the steps' fixed cost: {pre - dec:.3f} ms over the decode"
-    )
+        verdict = "ok" if ratio <= TARGET else "MISSED"
+        print(
+            f"{kind:<20} {pre:>8.3f} ms {dec:>6.3f} ms {ratio:>5.2f}x  {verdict:<6}  {least:>10.3f} ms ({least / dec:.2f}x)"
+        )
+    pre, dec, _ = measure(uploads(FIXED, args.files, args.seed), args.repeats)
+    print(f"{FIXED:<20} {pre:>8.3f} ms {dec:>6.3f} ms   the steps' fixed cost: {pre - dec:.3f} ms over the decode")
     return 1 if missed else 0
 
 
