@@ -77,6 +77,44 @@ def test_shutdown_leaves_no_child_running(classifier: Classifier) -> None:
     assert not any(alive(pid) for pid in pids)
 
 
+def test_engines_start_side_by_side_and_one_that_cannot_start_stops_the_rest(
+    classifier: Classifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_start = ChildEngine.start
+    starting, most, calls = 0, 0, 0
+    pids: list[int] = []
+
+    async def counted(network: object, timeout_s: float = 30.0) -> ChildEngine:
+        nonlocal starting, most, calls
+        starting += 1
+        most = max(most, starting)
+        calls += 1
+        try:
+            if calls == 5:  # the third of the second start_children call fails
+                await asyncio.sleep(0.05)
+                raise RuntimeError("no room for another process")
+            engine = await real_start(network, timeout_s)  # type: ignore[arg-type]
+            pids.append(engine.pid or 0)
+            return engine
+        finally:
+            starting -= 1
+
+    monkeypatch.setattr(ChildEngine, "start", staticmethod(counted))
+
+    async def scenario() -> None:
+        started = await batching.start_children(classifier.network, 2, 30.0)
+        assert most == 2, "both were starting at once"
+        assert all(alive(engine.pid or 0) for engine in started)
+        for engine in started:
+            await engine.close()
+        pids.clear()
+        with pytest.raises(RuntimeError, match="no room"):
+            await batching.start_children(classifier.network, 3, 30.0)
+
+    asyncio.run(scenario())
+    assert len(pids) == 2 and not any(alive(pid) for pid in pids), "the two that started were stopped"
+
+
 def test_probabilities_cross_the_pipe_exactly(
     classifier: Classifier, client: TestClient, sample: tuple[np.ndarray, np.ndarray]
 ) -> None:
