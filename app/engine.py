@@ -55,7 +55,7 @@ TRIM_ABOVE = 16 * 1024 * 1024  # an engine whose RSS is this far over its baseli
 # with the process. The batcher starts a new engine after that batch's answer is delivered.
 RECYCLE_ABOVE = 256 * 1024 * 1024  # over the least RSS it has kept after trimming ...
 SPAWN_TIMEOUT_S = 60.0  # at least this long for a new child to start and load the weights
-SPAWN_ATTEMPTS = 3  # children started in a row before a restart gives up
+SPAWN_ATTEMPTS = 3  # children started in a row before a start or restart gives up
 RECYCLE_AFTER = 8  # ... after this many trims in a row: a lasting rise, not one big batch still in flight
 
 
@@ -303,8 +303,11 @@ class ChildEngine:
 
     @classmethod
     async def start(cls, network: Network, timeout_s: float = 30.0) -> ChildEngine:
+        """An engine with its child started: one that dies while starting is replaced, as in _restart
+        (a server whose engine is killed while it starts would otherwise fail to start, and uvicorn's
+        supervisor stops the whole server when a worker fails to start)."""
         engine = cls(network, timeout_s)
-        await engine._spawn()
+        await engine._spawn_retrying()
         return engine
 
     @property
@@ -432,11 +435,15 @@ class ChildEngine:
             await self._pipes.exited
 
     async def _restart(self) -> None:
-        """Kill the child (it failed, or hangs) and start another. A new child that dies while starting
-        (killed from outside, out of memory) is replaced again, SPAWN_ATTEMPTS times in all; then the
-        engine is unavailable for now (503 + Retry-After), not broken (500)."""
+        """Kill the child (it failed, or hangs) and start another."""
         await self.kill()
         await self._stop_child()
+        await self._spawn_retrying()
+
+    async def _spawn_retrying(self) -> None:
+        """Start a child. One that dies while starting (killed from outside, out of memory) is replaced
+        again, SPAWN_ATTEMPTS times in all; then the engine is unavailable for now (503 + Retry-After),
+        not broken (500)."""
         for attempt in range(1, SPAWN_ATTEMPTS + 1):
             try:
                 await self._spawn()

@@ -472,6 +472,32 @@ def test_a_child_that_dies_while_starting_is_replaced_again_then_the_engine_says
     assert raised is NotReady
 
 
+def test_an_engine_whose_child_dies_while_it_first_starts_starts_another(classifier: Classifier) -> None:
+    """A server's engines are started by its lifespan: a child killed meanwhile (chaos, the OOM killer)
+    must not fail the start, or uvicorn stops the whole server (a worker that fails to start)."""
+
+    class DiesTwice(DiesWhileStarting):
+        failures = 2
+
+    class DiesEveryTime(DiesWhileStarting):
+        failures = 10
+
+    async def scenario() -> tuple[Evaluation, type[BaseException] | None]:
+        engine = await DiesTwice.start(classifier.network)
+        answered = await engine.evaluate([Task([SEVEN], "mnist", 10**6)])
+        await engine.close()
+        try:
+            await DiesEveryTime.start(classifier.network)
+            raised = None
+        except Exception as exc:
+            raised = type(exc)
+        return answered, raised
+
+    answered, raised = asyncio.run(scenario())
+    assert isinstance(answered.outcomes[0], Done)
+    assert raised is NotReady
+
+
 class AlreadyGone:
     """A child transport whose process is gone before its exit is reported: kill() raises, as uvloop's does."""
 
