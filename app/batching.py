@@ -25,7 +25,7 @@ import numpy as np
 
 from app.engine import ChildEngine, Done, Engine, Evaluation, Task, ThreadEngine
 from app.errors import ImageError, NotReady
-from app.inference import Classifier, Network
+from app.inference import Classifier
 from app.preprocessing import Mode
 
 SPILL_AFTER_S = 0.005  # a batch of small images is done well within this: one still running is heavy (see _dispatch)
@@ -133,7 +133,7 @@ class Batcher:
     async def start(self, processes: int, timeout_s: float = 30.0) -> None:
         """Start `processes` child engines (0: one thread engine in this process)."""
         network = self.classifier.network
-        engines: list[Engine] = list(await start_children(network, processes, timeout_s))
+        engines: list[Engine] = list(await ChildEngine.start_all(network, processes, timeout_s))
         self._engines = engines or [ThreadEngine(network)]
         self._idle = list(self._engines)
 
@@ -262,22 +262,6 @@ class Batcher:
         """Fold a batch's preparing time per image into the running mean (`image_s`)."""
         per_image = seconds / max(images, 1)
         self.image_s = per_image if not self.image_s else self.image_s + IMAGE_TIME_WEIGHT * (per_image - self.image_s)
-
-
-async def start_children(network: Network, processes: int, timeout_s: float) -> list[ChildEngine]:
-    """`processes` child engines, started side by side (each takes a few tenths of a second to import
-    numpy and load the weights: one after another, a many-core node would wait for all of them in turn).
-    If one cannot start, those that did are stopped and its error raised."""
-    outcomes = await asyncio.gather(
-        *(ChildEngine.start(network, timeout_s) for _ in range(processes)), return_exceptions=True
-    )
-    started = [outcome for outcome in outcomes if isinstance(outcome, ChildEngine)]
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            for engine in started:
-                await engine.close()
-            raise outcome
-    return started
 
 
 def _settle(job: Job, result: list[Result] | None = None, error: BaseException | None = None) -> None:

@@ -33,7 +33,7 @@ from PIL import Image
 
 from app import preprocessing as P
 from bench.soak import phone_jpeg
-from tools.uploads import KINDS, SAMPLE, make_upload
+from tools.uploads import KINDS, SAMPLE, encode, make_upload
 
 TARGET = 1.5
 BIG = "12mp_jpeg"  # 4000x3000 phone-camera JPEGs
@@ -45,18 +45,12 @@ def uploads(kind: str, n: int, seed: int) -> list[bytes]:
     with np.load(SAMPLE) as sample:
         digits = sample["x"]
     if kind == FIXED:
-        return [_png(np.roll(digits[i % len(digits)], 3, axis=1)) for i in range(n)]
+        return [encode(Image.fromarray(np.roll(digits[i % len(digits)], 3, axis=1)), "PNG") for i in range(n)]
     if kind == BIG:
         rng = np.random.default_rng([seed, len(KINDS)])
         return [phone_jpeg(digits[i % len(digits)], rng) for i in range(n)]
     index = list(KINDS).index(kind)
     return [make_upload(kind, digits[i % len(digits)], np.random.default_rng([seed, index, i])) for i in range(n)]
-
-
-def _png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def pillow_decode(data: bytes) -> None:

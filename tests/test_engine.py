@@ -102,14 +102,14 @@ def test_engines_start_side_by_side_and_one_that_cannot_start_stops_the_rest(
     monkeypatch.setattr(ChildEngine, "start", staticmethod(counted))
 
     async def scenario() -> None:
-        started = await batching.start_children(classifier.network, 2, 30.0)
+        started = await ChildEngine.start_all(classifier.network, 2, 30.0)
         assert most == 2, "both were starting at once"
         assert all(alive(engine.pid or 0) for engine in started)
         for engine in started:
             await engine.close()
         pids.clear()
         with pytest.raises(RuntimeError, match="no room"):
-            await batching.start_children(classifier.network, 3, 30.0)
+            await ChildEngine.start_all(classifier.network, 3, 30.0)
 
     asyncio.run(scenario())
     assert len(pids) == 2 and not any(alive(pid) for pid in pids), "the two that started were stopped"
