@@ -90,7 +90,7 @@ def test_engines_start_side_by_side_and_one_that_cannot_start_stops_the_rest(
         most = max(most, starting)
         calls += 1
         try:
-            if calls == 5:  # the third of the second start_children call fails
+            if calls == 5:  # the third of the second start_all call fails
                 await asyncio.sleep(0.05)
                 raise RuntimeError("no room for another process")
             engine = await real_start(network, timeout_s)  # type: ignore[arg-type]
