@@ -1,6 +1,6 @@
 """`mnist-service predict` on a folder of realistic uploads, in-process against `--url` with a local
 `python -m app` (what `make serve` runs) on the same cores: files/s of each, the ratio (issue 15's goal:
-in-process at least 1.5x), and a check that both gave the same digit for every file.
+in-process at least 1.5x), the CPU per file of each (whose ratio bounds what in-process can gain), and a check that both gave the same digit for every file.
 
     python -m bench.cli                      # 10,000 uploads (every kind of tools/uploads.py, in turn)
     python -m bench.cli --n 2000 --keep DIR  # fewer; keep the folder
@@ -17,6 +17,7 @@ import argparse
 import io
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from bench.procs import cpu_seconds, engines
 from tools.uploads import KINDS, SAMPLE, make_upload
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,16 +72,23 @@ def command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "app.cli"]
 
 
-def timed_predict(folder: Path, *options: str) -> tuple[float, dict[str, int], int]:
-    """Seconds, {file: digit} and the exit status of `mnist-service predict FOLDER --json OPTIONS`."""
+def children_cpu_s() -> float:
+    """CPU seconds (user + system) of this process's finished children and theirs (the CLI's engines)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_predict(folder: Path, *options: str) -> tuple[float, float, dict[str, int], int]:
+    """Seconds, CPU seconds (the command's and its engines'), {file: digit} and the exit status of
+    `mnist-service predict FOLDER --json OPTIONS`."""
     argv = [*command(), "predict", str(folder), "--json", "--no-progress", *options]
-    started = time.perf_counter()
+    cpu, started = children_cpu_s(), time.perf_counter()
     result = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, children_cpu_s() - cpu
     if result.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(argv)} exited {result.returncode}:\n{result.stderr[-2000:]}")
     digits = {row["file"]: row["digit"] for row in map(json.loads, result.stdout.splitlines())}
-    return seconds, digits, result.returncode
+    return seconds, cpu, digits, result.returncode
 
 
 def free_port() -> int:
@@ -126,10 +135,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.n} uploads ({len(KINDS)} kinds in turn, {size / args.n / 1024:.1f} KiB each on average) "
             f"from {load_digits()[1]}, written in {time.perf_counter() - started:.0f} s; {cores} cores"
         )
-        local_s, local, local_status = timed_predict(folder, "--processes", str(cores))
+        local_s, local_cpu, local, local_status = timed_predict(folder, "--processes", str(cores))
         server, url = start_server(cores)
         try:
-            http_s, remote, http_status = timed_predict(folder, "--url", url)
+            serving = [server.pid, *engines(server.pid)]
+            before = [cpu_seconds(pid) or 0.0 for pid in serving]
+            http_s, client_cpu, remote, http_status = timed_predict(folder, "--url", url)
+            after = [cpu_seconds(pid) or 0.0 for pid in serving]
+            server_cpu, engines_cpu = after[0] - before[0], sum(after[1:]) - sum(before[1:])
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -140,6 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"in-process:   {local_rate:7.0f} files/s  ({local_s:.1f} s, {len(local)} answered, exit {local_status})")
     print(f"--url (HTTP): {http_rate:7.0f} files/s  ({http_s:.1f} s, {len(remote)} answered, exit {http_status})")
     print(f"ratio:        {local_rate / http_rate:7.2f}x  (goal: at least {GOAL}x)")
+    ms = 1000 / args.n
+    http_cpu = client_cpu + server_cpu + engines_cpu
+    print(
+        f"CPU per file: in-process {local_cpu * ms:.2f} ms (the command and its engines); --url {http_cpu * ms:.2f} ms "
+        f"(client {client_cpu * ms:.2f}, server {server_cpu * ms:.2f}, its engines {engines_cpu * ms:.2f})"
+    )
+    print(
+        f"bound:        {http_cpu / local_cpu:7.2f}x  (the most in-process can gain while both keep every core busy: "
+        "--url's CPU per file over in-process's)"
+    )
     differ = sorted(name for name in local.keys() | remote.keys() if local.get(name) != remote.get(name))
     print(
         f"same digits:  {'yes' if not differ else 'NO'} ({len(differ)} files differ{': ' + ', '.join(differ[:5]) if differ else ''})"
