@@ -41,7 +41,8 @@ class DenseLayer:
 
 SPARSE_SHARE = 0.35  # see forward()
 SPARSE_MIN_WEIGHTS = 100_000  # smaller kernels (the 800x10 output layer) are cheaper in full than gathered
-ROW_BY_ROW = range(2, 6)  # batch sizes evaluated one image at a time: see forward() (bench/forward.py measures it)
+ROW_BY_ROW = range(2, 4)  # batch sizes evaluated one image at a time: see forward() (bench/forward.py measures it)
+BLAS_ROWS = 4  # other batches are padded to a multiple of this many rows: see forward()
 
 
 def forward(layers: list[DenseLayer], batch: np.ndarray) -> np.ndarray:
@@ -51,15 +52,30 @@ def forward(layers: list[DenseLayer], batch: np.ndarray) -> np.ndarray:
     A digit is mostly background, and ReLU zeroes many hidden units: when few of a layer's inputs are
     non-zero anywhere in the batch, only their rows of the kernel are multiplied: at batch 1 that reads
     a tenth of the weights. A product of a few rows with a whole kernel costs BLAS about as much as one
-    of 16 rows (it repacks the kernel every call), so batches of ROW_BY_ROW's sizes are evaluated one
-    image at a time, each on its own non-zero rows. From there up, the inputs' union is too dense for
-    the sparse product to pay (about half of the pixels at batch 8) and the full product is used. Same
-    sums, in another order (checked against Keras to 1e-5 in tests/test_models.py).
+    of 4 (it repacks the kernel every call), so batches of ROW_BY_ROW's sizes are evaluated one image at
+    a time, each on its own non-zero rows. From 4 up the inputs' union is too dense for the sparse
+    product to pay (about half of the pixels at batch 8) and the full product is used, on a batch padded
+    with zero rows to a multiple of BLAS_ROWS: OpenBLAS's sgemm kernels compute blocks of 4 of our rows
+    (numpy's row-major product is its column-major one transposed, the batch its N), and the 1-3 rows
+    left over take slower paths: 5, 6 or 7 rows cost more than 8, 11 more than 12 (bench/forward.py).
+    Same sums, in another order (checked against Keras to 1e-5 in tests/test_models.py).
     """
     x = np.asarray(batch, dtype=np.float32)
-    if x.shape[0] in ROW_BY_ROW:
-        return np.concatenate([_forward(layers, x[row : row + 1]) for row in range(x.shape[0])])
-    return _forward(layers, x, sparse=x.shape[0] < ROW_BY_ROW.start)
+    rows = x.shape[0]
+    if rows in ROW_BY_ROW:
+        return np.concatenate([_forward(layers, x[row : row + 1]) for row in range(rows)])
+    if rows < ROW_BY_ROW.start:
+        return _forward(layers, x)
+    return _forward(layers, padded(x), sparse=False)[:rows]
+
+
+def padded(x: np.ndarray) -> np.ndarray:
+    """(N, in) -> the same rows, then zero rows up to a multiple of BLAS_ROWS (x itself when it is one)."""
+    if not (extra := -x.shape[0] % BLAS_ROWS):
+        return x
+    out = np.zeros((x.shape[0] + extra, x.shape[1]), np.float32)
+    out[: x.shape[0]] = x
+    return out
 
 
 def _forward(layers: list[DenseLayer], x: np.ndarray, sparse: bool = True) -> np.ndarray:
@@ -122,12 +138,19 @@ class Network:
         x = np.asarray(batch, dtype=np.float32)
         if self.scorer is None:
             return forward(self.classifier, x), None
+        rows = x.shape[0]
+        if rows >= ROW_BY_ROW.stop:
+            x = padded(x)  # once for the products below (forward() would pad each); cut off at the end
         trunk = forward(self.classifier[: self.shared], x) if self.shared else x
         if self.head is None:
-            return forward(self.classifier[self.shared :], trunk), _scores(self.scorer[self.shared :], trunk)
+            probabilities, scores = (
+                forward(self.classifier[self.shared :], trunk),
+                _scores(self.scorer[self.shared :], trunk),
+            )
+            return probabilities[:rows], scores[:rows]
         both = forward([self.head], trunk)  # as forward() does: sparse for a big kernel (cold by now)
         classes = self.classifier[-1].kernel.shape[1]
-        probabilities, hidden = both[:, :classes], both[:, classes:]  # views: activated in place
+        probabilities, hidden = both[:rows, :classes], both[:rows, classes:]  # views: activated in place
         _activate(probabilities, self.classifier[-1].activation)
         _activate(hidden, self.scorer[self.shared].activation)
         return np.ascontiguousarray(probabilities), _scores(self.scorer[self.shared + 1 :], hidden)

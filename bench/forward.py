@@ -4,7 +4,8 @@ batches, from the committed 1,000-digit sample), one BLAS thread, best of 5 pass
 
     python -m bench.forward [--model models/mnist-mlp.keras] [--idle-ms 1]
 
-What it shows: the sparse products and ROW_BY_ROW (why they are there, and what they buy), and the cost
+What it shows: the sparse products, ROW_BY_ROW and the padding to BLAS_ROWS (why they are there,
+and what they buy: the sizes include 7, 11 and 31, which are padded), and the cost
 of a batch of 1 and of 64 (issue 14's limit on a wider net). For a model with a digit scorer, `served us`
 is what an engine runs, the classifier and the scorer (app/inference.py's Network); run it on the model
 before and after a retraining to compare (issue 14: at most 1.5x at batch 1 and 64).
@@ -31,7 +32,7 @@ from app.inference import Classifier, DenseLayer, forward
 from tools.uploads import SAMPLE
 
 ROOT = Path(__file__).resolve().parent.parent
-SIZES = (1, 2, 3, 4, 5, 6, 8, 16, 32, 64)
+SIZES = (1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 16, 31, 32, 64)
 BATCHES = 200  # different batches of digits timed in turn, at most (the sample has 1,000 digits)
 
 

@@ -11,7 +11,16 @@ import keras
 import numpy as np
 import pytest
 
-from app.inference import ROW_BY_ROW, Classifier, DenseLayer, ModelLoadError, Network, forward, read_dense_layers
+from app.inference import (
+    BLAS_ROWS,
+    ROW_BY_ROW,
+    Classifier,
+    DenseLayer,
+    ModelLoadError,
+    Network,
+    forward,
+    read_dense_layers,
+)
 from tests.conftest import MODEL
 from training.models import INPUT_NAME, OUTPUT_NAME, PRESETS, Adam, CosineAdamW, Preset
 
@@ -185,9 +194,12 @@ def test_the_service_reads_every_preset_as_keras_computes_it(name: str, tmp_path
     np.testing.assert_allclose(forward(layers, batch), expected, atol=1e-5, rtol=0)
     for row in (0, 20):  # one sparse, digit-like row (the sparse product) and one dense row
         np.testing.assert_allclose(forward(layers, batch[row : row + 1]), expected[row : row + 1], atol=1e-5, rtol=0)
-    for rows in ROW_BY_ROW:  # image by image: sparse and dense rows mixed
+    # image by image (sparse and dense rows mixed), then padded to a multiple of BLAS_ROWS, or not
+    for rows in [*ROW_BY_ROW, BLAS_ROWS + 1, 2 * BLAS_ROWS - 1, 2 * BLAS_ROWS]:
         part = slice(16 - rows // 2, 16 - rows // 2 + rows)
-        np.testing.assert_allclose(forward(layers, batch[part]), expected[part], atol=1e-5, rtol=0)
+        got = forward(layers, batch[part])
+        assert got.shape == expected[part].shape  # the padding rows cut off again
+        np.testing.assert_allclose(got, expected[part], atol=1e-5, rtol=0)
 
 
 def test_the_cross_check_refuses_a_model_keras_disagrees_with(tmp_path: Path) -> None:
