@@ -116,9 +116,8 @@ class Batcher:
         self.image_s = 0.0  # a running mean of the seconds an engine took to prepare an image (0: none yet)
 
     def _flags(self, evaluation: Evaluation) -> np.ndarray | None:
-        """The batch's is_digit flags, once for the metrics and the answers (None: no scorer)."""
-        if np.isnan(evaluation.digit_scores).any():
-            return None
+        """The batch's is_digit flags, once for the metrics and the answers (None: no scorer, hence no
+        threshold; its scores are NaN)."""
         return self.classifier.is_digit(evaluation.digit_scores)
 
     def _results(self, evaluation: Evaluation, outcome: Done, flags: np.ndarray | None) -> list[Result]:
