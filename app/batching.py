@@ -116,8 +116,9 @@ class Batcher:
         self.image_s = 0.0  # a running mean of the seconds an engine took to prepare an image (0: none yet)
 
     def _flags(self, evaluation: Evaluation) -> np.ndarray | None:
-        """The batch's is_digit flags, once for the metrics and the answers (None: no scorer, hence no
-        threshold; its scores are NaN)."""
+        """The batch's is_digit flags, once for the metrics and the answers (None: no scorer)."""
+        if np.isnan(evaluation.digit_scores).any():
+            return None
         return self.classifier.is_digit(evaluation.digit_scores)
 
     def _results(self, evaluation: Evaluation, outcome: Done, flags: np.ndarray | None) -> list[Result]:
@@ -245,6 +246,14 @@ class Batcher:
                 del self._busy[engine]
                 self._idle.append(engine)
                 self._dispatch()
+        try:
+            self._deliver(jobs, evaluation)
+        except Exception as exc:  # a fault in turning the answer into results: the requests get it, never a hang
+            for job in jobs:
+                _settle(job, error=exc)
+
+    def _deliver(self, jobs: list[Job], evaluation: Evaluation) -> None:
+        """Each job's results (or its upload's error) from the batch's evaluation; the metrics of the call."""
         flags = self._flags(evaluation)
         if evaluation.batch_size and self.classifier.observer is not None:
             self.classifier.observer(evaluation.batch_size, evaluation.seconds, evaluation.probabilities, flags)

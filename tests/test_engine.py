@@ -148,6 +148,34 @@ class FakeEngine:
         pass
 
 
+class MalformedEngine(FakeEngine):
+    """Answers a batch with one outcome too few: turning it into results fails in the batcher."""
+
+    async def evaluate(self, tasks: list[Task]) -> Evaluation:
+        evaluation = await super().evaluate(tasks)
+        evaluation.outcomes.pop()
+        return evaluation
+
+
+def test_an_answer_the_batcher_cannot_deliver_fails_its_requests_rather_than_leaving_them_waiting(
+    classifier: Classifier,
+) -> None:
+    async def scenario() -> list[BaseException | list[object]]:
+        batcher = Batcher(classifier)
+        engine = MalformedEngine(0.01)
+        batcher._engines, batcher._idle = [engine], [engine]
+        first = asyncio.ensure_future(batcher.predict([Upload(b"a")], "mnist", 100))
+        await asyncio.sleep(0)  # the first batch runs alone; the next two queue behind it as one batch
+        rest = [asyncio.ensure_future(batcher.predict([Upload(b"b")], "mnist", 100)) for _ in range(2)]
+        outcomes = await asyncio.wait_for(asyncio.gather(first, *rest, return_exceptions=True), 5)
+        await batcher.close()
+        return outcomes  # type: ignore[return-value]
+
+    first, delivered, undelivered = asyncio.run(scenario())
+    assert isinstance(first, ValueError)  # its batch had no outcome at all (zip's strict check)
+    assert isinstance(delivered, list) and isinstance(undelivered, ValueError)  # results up to the fault
+
+
 @pytest.mark.parametrize(("seconds", "spills"), [(0.001, False), (0.3, True)])
 def test_a_second_engine_takes_the_queue_only_behind_a_long_batch(
     classifier: Classifier, seconds: float, spills: bool, monkeypatch: pytest.MonkeyPatch
