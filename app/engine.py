@@ -32,7 +32,7 @@ from typing import BinaryIO, Protocol, cast
 import numpy as np
 
 from app.__main__ import ONE_THREAD
-from app.contract import NUM_CLASSES
+from app.contract import NUM_CLASSES, flatten_and_scale
 from app.errors import ImageError, InvalidImage, NotReady
 from app.inference import Network
 from app.preprocessing import Mode, Preprocessed, preprocess
@@ -113,7 +113,7 @@ def evaluate(tasks: list[Task], network: Network) -> Evaluation:
     prepared_at = time.perf_counter()
     prepare_seconds, started = prepared_at - started, prepared_at
     if images:
-        probabilities, scores = network(np.concatenate([i.model_input for i in images]))
+        probabilities, scores = network(flatten_and_scale(np.stack([i.pixels for i in images])))  # one pass for all
     else:
         probabilities, scores = np.empty((0, NUM_CLASSES), np.float32), None
     if scores is None:
