@@ -2,18 +2,18 @@
 # The CPU time per request of the server process and of its engines under wrk (8 connections, 3 runs of
 # 5 s), from /proc/<pid>/stat: steadier figures than req/s on a shared machine, for A/B runs of one change.
 #   bench/server-cpu.sh [REPO_DIR]      (default: this checkout; ROUTE=/v1/predict, PORT=18913)
-# Posts bench.run's multipart upload: a 28x28 digit PNG, or with BODY=canvas its 280x280 canvas drawing
-# (every preprocessing step). 127.0.0.1 only.
+# Posts bench.run's multipart upload: a 28x28 digit PNG, with BODY=canvas its 280x280 canvas drawing
+# (every preprocessing step), or with BODY=batch make bench's 64 digit PNGs to /v1/predict/batch. 127.0.0.1 only.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 repo="${1:-$here}"
 python="${PYTHON:-$here/.venv/bin/python}"
 port="${PORT:-18913}"
 kind="${BODY:-digit}"
-case "$kind" in digit|canvas) ;; *) echo "BODY must be digit or canvas" >&2; exit 2 ;; esac
+case "$kind" in digit|canvas) files="'file', [${kind}_png(0)]" ;; batch) files="'files', [digit_png(i) for i in range(64)]"; ROUTE="${ROUTE:-/v1/predict/batch}" ;; *) echo "BODY must be digit, canvas or batch" >&2; exit 2 ;; esac
 body="$(mktemp)"
 trap 'rm -f "$body"; [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null || true' EXIT
-(cd "$here" && "$python" -c "from bench.run import multipart, ${kind}_png; import sys; sys.stdout.buffer.write(multipart('file', [${kind}_png(0)]))") > "$body"
+(cd "$here" && "$python" -c "from bench.run import multipart, digit_png, canvas_png; import sys; sys.stdout.buffer.write(multipart($files))") > "$body"
 (cd "$repo" && PORT="$port" MNIST_LOG_LEVEL=warning exec "$python" -m app > /dev/null 2>&1) &
 pid=$!
 for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/readyz" > /dev/null && break; sleep 0.1; done
