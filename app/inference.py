@@ -138,19 +138,12 @@ class Network:
         x = np.asarray(batch, dtype=np.float32)
         if self.scorer is None:
             return forward(self.classifier, x), None
-        rows = x.shape[0]
-        if rows >= ROW_BY_ROW.stop:
-            x = padded(x)  # once for the products below (forward() would pad each); cut off at the end
         trunk = forward(self.classifier[: self.shared], x) if self.shared else x
         if self.head is None:
-            probabilities, scores = (
-                forward(self.classifier[self.shared :], trunk),
-                _scores(self.scorer[self.shared :], trunk),
-            )
-            return probabilities[:rows], scores[:rows]
+            return forward(self.classifier[self.shared :], trunk), _scores(self.scorer[self.shared :], trunk)
         both = forward([self.head], trunk)  # as forward() does: sparse for a big kernel (cold by now)
         classes = self.classifier[-1].kernel.shape[1]
-        probabilities, hidden = both[:rows, :classes], both[:rows, classes:]  # views: activated in place
+        probabilities, hidden = both[:, :classes], both[:, classes:]  # views: activated in place
         _activate(probabilities, self.classifier[-1].activation)
         _activate(hidden, self.scorer[self.shared].activation)
         return np.ascontiguousarray(probabilities), _scores(self.scorer[self.shared + 1 :], hidden)
