@@ -3,13 +3,13 @@ digit saved as it is (a plain 8-bit grayscale PNG).
 
 `check_chunks` refuses a PNG whose chunks fail their CRC (Pillow doesn't check image data chunks), as
 libpng does. `plain_gray` decodes a PNG that is nothing but 8-bit grayscale pixels of a given size with
-libspng (pyspng) instead of Pillow: for a 28x28 digit that is a tenth of Pillow's time, most of which is
-Pillow's Python around its C decoder (`make bench-preprocess`, the "28x28 MNIST form" row). It takes
-only files where the two cannot differ: nothing but a header, the pixels and the end (PLAIN_CHUNKS), no
-interlacing. Anything else, and any file libspng refuses, is
-left to Pillow (None), so whether a file is accepted, and the error it gets, stay Pillow's
-(tests/test_png.py compares the two on MNIST digits and on mutated files). Without pyspng (it has no
-wheel for Linux on ARM) every file goes to Pillow.
+libspng (pyspng) instead of Pillow, whose Python around its C decoder is most of the time at 28x28:
+preprocessing such a digit takes half the time (`make bench-preprocess`, the "28x28 MNIST form" row).
+It takes only files where the two cannot differ: a header, the pixels and the end (PLAIN_CHUNKS), no
+interlacing, a whole zlib stream. Anything else, and any file libspng refuses, is left to Pillow (None),
+so whether a file is accepted, and the error it gets, stay Pillow's (tests/test_png.py compares the two
+on MNIST digits and on mutated files). Without pyspng (it has no wheel for Linux on ARM) every file goes
+to Pillow.
 """
 
 from __future__ import annotations

@@ -31,12 +31,7 @@ pytestmark = pytest.mark.skipif(png.pyspng is None, reason="pyspng is not instal
 
 def chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     """A PNG's (type, payload) chunks."""
-    out, at = [], len(png.SIGNATURE)
-    while at + 12 <= len(data):
-        length, kind = struct.unpack_from(">I4s", data, at)
-        out.append((kind, data[at + 8 : at + 8 + length]))
-        at += 12 + length
-    return out
+    return [(kind, bytes(payload)) for kind, payload in png.check_chunks(data)]
 
 
 def assemble(parts: list[tuple[bytes, bytes]]) -> bytes:
