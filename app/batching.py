@@ -130,10 +130,11 @@ class Batcher:
             for i, notes in enumerate(outcome.notes)
         ]
 
-    async def start(self, processes: int, timeout_s: float = 30.0) -> None:
-        """Start `processes` child engines (0: one thread engine in this process)."""
+    async def start(self, processes: int, timeout_s: float = 30.0, spin_s: float = 0.0) -> None:
+        """Start `processes` child engines (0: one thread engine in this process); `spin_s`: how long each
+        polls for its next batch before it sleeps."""
         network = self.classifier.network
-        engines: list[Engine] = list(await ChildEngine.start_all(network, processes, timeout_s))
+        engines: list[Engine] = list(await ChildEngine.start_all(network, processes, timeout_s, spin_s))
         self._engines = engines or [ThreadEngine(network)]
         self._idle = list(self._engines)
 

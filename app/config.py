@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     engine_timeout_s: float = Field(
         30.0, gt=0, description="a batch an engine process takes longer on is retried file by file in a new one"
     )
+    engine_spin_ms: float = Field(
+        1.0, ge=0, le=100,
+        description="how long an engine process polls for its next batch before it sleeps, giving way to any other "
+        "process (0: it sleeps at once)",
+    )  # fmt: skip
     model_poll_s: float = Field(
         10.0, ge=0, description="how often the model files are checked for a new model to load (0: never; SIGHUP and "
         "POST /v2/repository/models/mnist-mlp/load still reload)",

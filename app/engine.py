@@ -19,6 +19,7 @@ import ctypes
 import logging
 import os
 import pickle
+import select
 import signal
 import struct
 import subprocess
@@ -57,6 +58,7 @@ RECYCLE_ABOVE = 256 * 1024 * 1024  # over the least RSS it has kept after trimmi
 SPAWN_TIMEOUT_S = 60.0  # at least this long for a new child to start and load the weights
 SPAWN_ATTEMPTS = 3  # children started in a row before a start or restart gives up
 RECYCLE_AFTER = 8  # ... after this many trims in a row: a lasting rise, not one big batch still in flight
+SPIN_ENV = "MNIST_ENGINE_SPIN_MS"  # in the child: its polling for the next batch (await_input)
 
 
 @dataclass
@@ -291,9 +293,10 @@ class ChildEngine:
     dies while idle (killed from outside, the OOM killer) is replaced at once, not at its next batch.
     """
 
-    def __init__(self, network: Network, timeout_s: float = 30.0) -> None:
+    def __init__(self, network: Network, timeout_s: float = 30.0, spin_s: float = 0.0) -> None:
         self.network = network
         self.timeout_s = timeout_s
+        self.spin_s = spin_s  # the child's polling for its next batch before it sleeps (await_input)
         self.retiring = False  # the child asked to be replaced once its batch is answered
         self._child: asyncio.SubprocessTransport | None = None
         self._pipes: Pipes | None = None
@@ -302,21 +305,23 @@ class ChildEngine:
         self._revivals: set[asyncio.Task[None]] = set()
 
     @classmethod
-    async def start(cls, network: Network, timeout_s: float = 30.0) -> ChildEngine:
+    async def start(cls, network: Network, timeout_s: float = 30.0, spin_s: float = 0.0) -> ChildEngine:
         """An engine with its child started: one that dies while starting is replaced, as in _restart
         (a server whose engine is killed while it starts would otherwise fail to start, and uvicorn's
         supervisor stops the whole server when a worker fails to start)."""
-        engine = cls(network, timeout_s)
+        engine = cls(network, timeout_s, spin_s)
         await engine._spawn_retrying()
         return engine
 
     @classmethod
-    async def start_all(cls, network: Network, processes: int, timeout_s: float = 30.0) -> list[ChildEngine]:
+    async def start_all(
+        cls, network: Network, processes: int, timeout_s: float = 30.0, spin_s: float = 0.0
+    ) -> list[ChildEngine]:
         """`processes` engines, started side by side (each child takes a few tenths of a second to import
         numpy and load the weights: one after another, a many-core node would wait for all in turn).
         If one cannot start, those that did are stopped and its error raised."""
         outcomes = await asyncio.gather(
-            *(cls.start(network, timeout_s) for _ in range(processes)), return_exceptions=True
+            *(cls.start(network, timeout_s, spin_s) for _ in range(processes)), return_exceptions=True
         )
         started = [outcome for outcome in outcomes if isinstance(outcome, ChildEngine)]
         if failures := [outcome for outcome in outcomes if isinstance(outcome, BaseException)]:
@@ -331,7 +336,7 @@ class ChildEngine:
 
     async def _spawn(self) -> None:
         root = str(Path(__file__).resolve().parent.parent)  # where `app` is, whatever the working directory
-        env = {**os.environ, **CHILD_ENV}
+        env = {**os.environ, **CHILD_ENV, SPIN_ENV: f"{self.spin_s * 1000:g}"}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
         self._child, self._pipes = await asyncio.get_running_loop().subprocess_exec(
             Pipes, sys.executable, "-m", "app.engine", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
@@ -495,6 +500,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write to the answer pipe
+    spin_s = float(os.environ.get(SPIN_ENV) or 0) / 1000
     try:
         network = read_message(requests)
         write_message(answers, "ready")
@@ -513,8 +519,24 @@ def main() -> None:
                 high = high + 1 if kept > floor + RECYCLE_ABOVE else 0
                 evaluation.retire = high >= RECYCLE_AFTER
             write_message(answers, evaluation)
+            await_input(requests, spin_s)
     except EOFError:
         return
+
+
+def await_input(stream: BinaryIO, spin_s: float) -> None:
+    """Poll `stream` for up to `spin_s` before the next read blocks, yielding the core to any other
+    process that wants it. A process that sleeps between batches wakes with cold caches: on a VM, the
+    next batch then costs it 2-3x the CPU it costs one that stays awake (docs/performance.md), and the
+    next batch of a busy server comes within a millisecond. A core that nothing else wants is what the
+    polling spends: while the server or another engine is runnable, sched_yield lets it run."""
+    if spin_s <= 0 or not hasattr(select, "poll"):
+        return
+    poller = select.poll()
+    poller.register(stream.fileno(), select.POLLIN)
+    deadline = time.perf_counter() + spin_s
+    while not poller.poll(0) and time.perf_counter() < deadline:
+        os.sched_yield()
 
 
 class Resident:

@@ -73,7 +73,7 @@ class Deployment:
     async def start(cls, classifier: Classifier, settings: Settings) -> Deployment:
         """Start the engines for `classifier`, as `settings` say; they hold its weights once this returns."""
         batcher = Batcher(classifier, settings.batch_max_size, settings.batch_max_wait_ms / 1000)
-        await batcher.start(settings.engine_processes, settings.engine_timeout_s)
+        await batcher.start(settings.engine_processes, settings.engine_timeout_s, settings.engine_spin_ms / 1000)
         return cls(classifier, batcher)
 
     @property

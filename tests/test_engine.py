@@ -8,6 +8,7 @@ import gc
 import io
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from PIL import Image
 from app import batching
 from app.batching import Batcher, Upload
 from app.config import Settings
-from app.engine import ChildEngine, Done, Evaluation, Failed, Task, evaluate, merge
+from app.engine import SPIN_ENV, ChildEngine, Done, Evaluation, Failed, Task, await_input, evaluate, merge
 from app.errors import InvalidImage, NotReady
 from app.inference import Classifier
 from app.main import create_app
@@ -84,7 +85,7 @@ def test_engines_start_side_by_side_and_one_that_cannot_start_stops_the_rest(
     starting, most, calls = 0, 0, 0
     pids: list[int] = []
 
-    async def counted(network: object, timeout_s: float = 30.0) -> ChildEngine:
+    async def counted(network: object, timeout_s: float = 30.0, spin_s: float = 0.0) -> ChildEngine:
         nonlocal starting, most, calls
         starting += 1
         most = max(most, starting)
@@ -93,7 +94,7 @@ def test_engines_start_side_by_side_and_one_that_cannot_start_stops_the_rest(
             if calls == 5:  # the third of the second start_all call fails
                 await asyncio.sleep(0.05)
                 raise RuntimeError("no room for another process")
-            engine = await real_start(network, timeout_s)  # type: ignore[arg-type]
+            engine = await real_start(network, timeout_s, spin_s)  # type: ignore[arg-type]
             pids.append(engine.pid or 0)
             return engine
         finally:
@@ -574,3 +575,33 @@ def test_closing_mid_batch_stops_the_engines_without_a_retry(
     assert isinstance(error, NotReady)
     assert not any(alive(pid) for pid in pids)
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")], caplog.text
+
+
+def test_an_engine_polls_for_its_next_batch_only_until_input_arrives_or_its_time_is_up() -> None:
+    read, write = os.pipe()
+    with os.fdopen(read, "rb") as stream:
+        started = time.perf_counter()
+        await_input(stream, 0.05)  # nothing comes: it gives up after its time, and the read that follows blocks
+        assert 0.05 <= time.perf_counter() - started < 5
+        threading.Timer(0.1, os.write, (write, b"x")).start()
+        started = time.perf_counter()
+        await_input(stream, 60)  # input comes: it returns then, not after a minute
+        assert time.perf_counter() - started < 30 and stream.read(1) == b"x"
+        os.close(write)
+        started = time.perf_counter()
+        await_input(stream, 60)  # the parent closed the pipe: it returns, and the read finds the end
+        assert time.perf_counter() - started < 30 and stream.read(1) == b""
+        started = time.perf_counter()
+        await_input(stream, 0)  # 0: no polling at all
+        assert time.perf_counter() - started < 1
+
+
+def test_the_engine_spin_setting_reaches_the_children(classifier: Classifier) -> None:
+    with TestClient(create_app(Settings(engine_processes=1, engine_spin_ms=2.5), classifier)) as c:
+        (pid,) = child_pids(c)
+        environ = dict(
+            entry.split("=", 1) for entry in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in entry
+        )
+        assert environ[SPIN_ENV] == "2.5"
+        assert c.post("/v1/predict", files={"file": SEVEN}).json()["digit"] == 7
+        assert c.post("/v1/predict", files={"file": SEVEN}).json()["digit"] == 7  # the next batch, after polling

@@ -31,7 +31,7 @@ async def predict_files(
     classifier = load_classifier(settings, check_with_keras=False)
     batcher = Batcher(classifier, settings.batch_max_size)
     try:
-        await batcher.start(processes, settings.engine_timeout_s)
+        await batcher.start(processes, settings.engine_timeout_s, settings.engine_spin_ms / 1000)
         window = asyncio.Semaphore(max(1, processes) * settings.batch_max_size * IN_FLIGHT_BATCHES)
 
         async def one(index: int, path: Path) -> None:
