@@ -8,7 +8,8 @@ the server. `ThreadEngine` does the same work in a thread of the server (MNIST_E
 no crash boundary, for debugging and small deployments.
 
 Decoding is Python and numpy work that holds the GIL; in a child it doesn't compete with the event
-loop for it.
+loop for it. After each answer a child polls for its next batch a little while before it sleeps
+(MNIST_ENGINE_SPIN_MS, `await_input`): one that wakes from sleep pays far more for its next batch.
 """
 
 from __future__ import annotations

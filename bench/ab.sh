@@ -12,17 +12,11 @@ rounds="${1:-5}"
 dir_a="${2:-$here}"
 dir_b="${3:-$here}"
 kind="${BODY:-digit}"
-route=/v1/predict
-case "$kind" in
-  digit|canvas) files="'file', [${kind}_png(0)]" ;;
-  batch) files="'files', [digit_png(i) for i in range(64)]"; route=/v1/predict/batch ;;
-  *) echo "BODY must be digit, canvas or batch" >&2; exit 2 ;;
-esac
 command -v wrk > /dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 2; }
 body="$(mktemp)"
 pids=()
 trap 'rm -f "$body"; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
-(cd "$here" && "$python" -c "from bench.run import multipart, digit_png, canvas_png; import sys; sys.stdout.buffer.write(multipart($files))") > "$body"
+route="$(cd "$here" && "$python" -m bench.body "$kind" "$body")" || { echo "BODY must be digit, canvas or batch" >&2; exit 2; }
 
 serve() {  # port dir settings...: a service, its own process (exec: $! is the server)
   local port=$1 dir=$2; shift 2

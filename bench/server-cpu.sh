@@ -10,17 +10,17 @@ repo="${1:-$here}"
 python="${PYTHON:-$here/.venv/bin/python}"
 port="${PORT:-18913}"
 kind="${BODY:-digit}"
-case "$kind" in digit|canvas) files="'file', [${kind}_png(0)]" ;; batch) files="'files', [digit_png(i) for i in range(64)]"; ROUTE="${ROUTE:-/v1/predict/batch}" ;; *) echo "BODY must be digit, canvas or batch" >&2; exit 2 ;; esac
 body="$(mktemp)"
 trap 'rm -f "$body"; [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null || true' EXIT
-(cd "$here" && "$python" -c "from bench.run import multipart, digit_png, canvas_png; import sys; sys.stdout.buffer.write(multipart($files))") > "$body"
+route="$(cd "$here" && "$python" -m bench.body "$kind" "$body")" || { echo "BODY must be digit, canvas or batch" >&2; exit 2; }
+route="${ROUTE:-$route}"
 (cd "$repo" && PORT="$port" MNIST_LOG_LEVEL=warning exec "$python" -m app > /dev/null 2>&1) &
 pid=$!
 for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/readyz" > /dev/null && break; sleep 0.1; done
 server=$pid  # the subshell execs python: the same process
 engines=$(pgrep -P "$server" -f "app.engine" | tr '\n' ' ' || true)
 export BENCH_BODY="$body" BENCH_CONTENT_TYPE="multipart/form-data; boundary=benchboundary7MA4YWxkTrZu0gW"
-run() { wrk -t2 -c8 -d"$1" -s "$here/bench/post.lua" "http://127.0.0.1:$port${ROUTE:-/v1/predict}"; }
+run() { wrk -t2 -c8 -d"$1" -s "$here/bench/post.lua" "http://127.0.0.1:$port$route"; }
 ticks() { local sum=0; for p in "$@"; do sum=$((sum + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$sum"; }
 per_request() { echo $(( $1 * 1000000 / $(getconf CLK_TCK) / $2 )); }
 run 2s > /dev/null
