@@ -6,10 +6,7 @@ import os
 import sys
 import tempfile
 
-# One BLAS thread per process: inference is small matrix products on small batches, fastest on one
-# thread, and the other cores serve the engines and the other workers. The engines get it from
-# app/engine.py; the server's processes from here, at run time, before numpy loads.
-ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+from app.engines.environment import ONE_THREAD  # loads nothing: set below, before numpy loads
 
 
 def main() -> int:
@@ -17,9 +14,9 @@ def main() -> int:
         os.environ.setdefault(name, value)
     import uvicorn  # imported here, after the thread settings: it and the app load numpy
 
+    from app.api.middleware.security import ConfigError, load_api_keys
     from app.config import Settings
-    from app.inference import ModelLoadError, check_model_files
-    from app.middleware.security import ConfigError, load_api_keys
+    from app.model.keras_file import ModelLoadError, check_model_files
 
     settings = Settings()
     try:  # fail in one line, before uvicorn starts, rather than with a traceback from every worker

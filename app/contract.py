@@ -13,6 +13,7 @@ MODEL_NAME = "mnist-mlp"
 IMAGE_SHAPE = (28, 28)
 INPUT_SIZE = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 NUM_CLASSES = 10
+DEFAULT_MAX_PIXELS = 40_000_000  # the largest image (width x height) decoded: MNIST_MAX_PIXELS's default
 
 
 def flatten_and_scale(pixels: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """One error model: `ServiceError` with a class-level HTTP `status` and a stable `code`, and one
 sentence of detail. Raised anywhere (preprocessing, the engines, the protocol codec, middleware) and
-rendered only at the edge (app/handlers.py), as {detail, code} on /v1 and {error} on /v2.
+rendered only at the edge (app/api/errors.py), as {detail, code} on /v1 and {error} on /v2.
 
 Pure Python: the engine processes import it without the web framework.
 """
@@ -20,7 +20,7 @@ class ServiceError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.file: dict[str, Any] | None = None  # the file of a batch it is about: see for_file
+        self.extra: dict[str, Any] = {}  # machine-readable fields of the /v1 body beside detail and code
 
     @classmethod
     def for_file(cls, index: int, filename: str | None, detail: str) -> Self:
@@ -28,12 +28,8 @@ class ServiceError(Exception):
         ({index, filename, detail}: its place in the upload, from 0, and the error about it alone) for
         programs, which can then send the other files again."""
         error = cls(f"File {index}{'' if filename is None else f' ({filename!r})'}: {detail}")
-        error.file = {"index": index, "filename": filename, "detail": detail}
+        error.extra["file"] = {"index": index, "filename": filename, "detail": detail}
         return error
-
-    def fields(self) -> dict[str, Any]:
-        """Machine-readable fields of the /v1 error body beside `detail` and `code`."""
-        return {} if self.file is None else {"file": self.file}
 
 
 class BadRequest(ServiceError):

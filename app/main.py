@@ -13,21 +13,24 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
-from app import gate
+from app.api import demo, health
+from app.api.deps import State
+from app.api.errors import install_error_handlers
+from app.api.middleware.limits import BodyLimitMiddleware, ConcurrencyLimitMiddleware
+from app.api.middleware.observability import RequestContextMiddleware
+from app.api.middleware.security import ApiKeyMiddleware, load_api_keys
+from app.api.policy import body_cap
+from app.api.v1 import routes as v1
+from app.api.v2 import repository
+from app.api.v2 import routes as v2
 from app.config import Settings
-from app.handlers import install_error_handlers
-from app.inference import Classifier, ModelLoadError
+from app.dataplane import DataPlane
 from app.logs import configure_logging
-from app.metrics import observe_inference, set_model_info
-from app.middleware.limits import BodyLimitMiddleware, ConcurrencyLimitMiddleware
-from app.middleware.observability import RequestContextMiddleware
-from app.middleware.security import ApiKeyMiddleware, load_api_keys
-from app.policy import body_cap
-from app.reload import Fingerprint, Reloader
-from app.routes import demo, health, v1
-from app.routes.v2 import repository
-from app.routes.v2 import routes as v2
-from app.service import Service, load_classifier
+from app.metrics import observe_evaluation, set_model_info
+from app.model import gate
+from app.model.classifier import Classifier, load_classifier
+from app.model.keras_file import ModelLoadError
+from app.model.reload import Fingerprint
 
 log = logging.getLogger("app")
 
@@ -43,7 +46,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         configure_logging(settings.log_level, settings.log_format)
         files = Fingerprint.of(settings.model_path)  # before reading them: see Reloader
         try:
@@ -54,26 +57,21 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         except ModelLoadError as exc:
             log.critical("cannot start: %s", exc)
             raise
-        loaded.observer = observe_inference
         set_model_info(loaded)
         log.info(
             "serving model",
             extra={"fields": {"model": str(loaded.path), "sha256": loaded.sha256, "version": loaded.version,
                               "settings": settings.model_dump(mode="json")}},
         )  # fmt: skip
-        service = await Service.start(loaded, settings)
+        dataplane = await DataPlane.start(loaded, settings, observe_evaluation, seen=files)
         # Everything alive now lives as long as the server: frozen, garbage collections skip it. (With
         # MNIST_CHECK_WITH_KERAS, Keras leaves hundreds of thousands of objects, which every full
         # collection would walk, stalling the requests in flight.)
         gc.collect()
         gc.freeze()
-        reloader = Reloader(service, settings, seen=files)
-        reloader.start()
-        app.state.service, app.state.reloader = service, reloader  # from here on /readyz answers 200
-        yield
-        app.state.service = None
-        await reloader.stop()
-        await service.close()
+        dataplane.watch()
+        yield {"dataplane": dataplane}  # from here on /readyz answers 200
+        await dataplane.close()
 
     app = FastAPIOffline(
         title="mnist-service",
@@ -83,7 +81,6 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         static_url="/docs-assets",  # Swagger UI's and ReDoc's assets, served by the app: no CDN
     )
     app.state.settings = settings
-    app.state.service = app.state.reloader = None
     install_error_handlers(app)
     # add_middleware wraps: the last added is the outermost. Outer to inner: request IDs, metrics and
     # logs (they see every answer), CORS (preflights answered before auth), in-flight cap, API keys, body cap.

@@ -1,28 +1,17 @@
-"""Prometheus metrics: their definitions, the inference hook, and the exposition (multi-worker safe)."""
+"""Prometheus metrics: their definitions and what records them (the exposition is app/api/health.py's)."""
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import numpy as np
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-)
-from prometheus_client.multiprocess import MultiProcessCollector
-from starlette.requests import Request
-from starlette.responses import Response
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 from app.contract import MODEL_NAME
 
 if TYPE_CHECKING:
-    from app.inference import Classifier
+    from app.engines.messages import Evaluation
+    from app.model.classifier import Classifier
 
 disable_created_metrics()  # the *_created series only add noise to every counter and histogram
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -44,13 +33,14 @@ NOT_DIGITS = Counter("mnist_not_a_digit_total", "Predictions of images that do n
 MODEL_INFO = Gauge("mnist_model_info", "The served model", ["name", "version", "sha256"], multiprocess_mode="max")
 
 
-def observe_inference(batch_size: int, seconds: float, probabilities: np.ndarray, is_digit: np.ndarray | None) -> None:
-    """Record one model call: its latency, its batch size, the digits it predicted and how many of its
-    images were no digit (`is_digit` None: the model has no digit scorer)."""
-    INFERENCE_LATENCY.observe(seconds)
-    INFERENCE_BATCH.observe(batch_size)
-    for digit in probabilities.argmax(axis=1).tolist():
+def observe_evaluation(evaluation: Evaluation) -> None:
+    """Record one model call of an engine: its latency, its batch size, the digits it predicted and how
+    many of its images were no digit."""
+    INFERENCE_LATENCY.observe(evaluation.seconds)
+    INFERENCE_BATCH.observe(evaluation.batch_size)
+    for digit in evaluation.probabilities.argmax(axis=1).tolist():
         PREDICTED[digit].inc()
+    is_digit = evaluation.is_digit
     if is_digit is not None and (flagged := int(len(is_digit) - np.count_nonzero(is_digit))):
         NOT_DIGITS.inc(flagged)
 
@@ -67,12 +57,3 @@ def set_model_info(classifier: Classifier, previous: Classifier | None = None) -
     if previous is not None:
         MODEL_INFO.labels(previous.metadata.get("name", MODEL_NAME), previous.version, previous.sha256).set(0)
     MODEL_INFO.labels(classifier.metadata.get("name", MODEL_NAME), classifier.version, classifier.sha256).set(1)
-
-
-def metrics_response(request: Request) -> Response:
-    """The Prometheus text format; merges every worker's samples when PROMETHEUS_MULTIPROC_DIR is set."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

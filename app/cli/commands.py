@@ -142,8 +142,7 @@ def stopped(error: Exception, done: int, total: int) -> int:
     from pydantic import ValidationError
 
     from app.cli.remote import ServiceUnavailable
-    from app.inference import ModelLoadError
-
+    from app.model.keras_file import ModelLoadError
     cause: BaseException = error
     while isinstance(cause, BaseExceptionGroup):  # from a task group: the first of its errors
         cause = cause.exceptions[0]

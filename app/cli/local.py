@@ -1,6 +1,6 @@
-"""`mnist-service predict` in-process: the server's batcher and engine processes (app/batching.py,
-app/engine.py) without the server. Every file is a job of its own, so one bad file is refused alone;
-the batcher gathers the jobs into batches for the engines, one per core, and a file that crashes or
+"""`mnist-service predict` in-process: the server's data plane (app/dataplane.py), its batcher and
+engine processes, without the server. Every file is a request of its own, so one bad file is refused
+alone; the batcher gathers them into batches for the engines, one per core, and a file that crashes or
 hangs a decoder costs an engine process, as in the server, never this one."""
 
 from __future__ import annotations
@@ -9,18 +9,18 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from app.batching import Batcher, Upload
 from app.cli.outcomes import Answer, Outcome, Refusal
 from app.config import Settings
+from app.dataplane import DataPlane, Upload
 from app.errors import PayloadTooLarge, ServiceError
+from app.model.classifier import load_classifier
 from app.preprocessing import Mode
-from app.service import load_classifier
+from app.schemas import predictions
 
 IN_FLIGHT_BATCHES = 2  # per engine: the next batch is queued while one is evaluated
 # On Ctrl-C, how long the batches already given to the engines may take to finish (their answers are
-# printed) before they are abandoned: Batcher.close() then refuses their files with 503.
+# printed) before they are abandoned: their files are then refused with 503.
 DRAIN_S = 2.0
-DRAIN_POLL_S = 0.01
 
 
 async def predict_files(
@@ -29,14 +29,14 @@ async def predict_files(
     """Classify each file; `report(index, outcome)` as each is known (in any order). Raises
     ModelLoadError before any file is read when the model cannot be served."""
     classifier = load_classifier(settings, check_with_keras=False)
-    batcher = Batcher(classifier, settings.batch_max_size)
+    settings = settings.model_copy(update={"engine_processes": processes, "batch_max_wait_ms": 0.0})
+    dataplane = await DataPlane.start(classifier, settings)
     try:
-        await batcher.start(processes, settings.engine_timeout_s, settings.engine_spin_ms / 1000)
         window = asyncio.Semaphore(max(1, processes) * settings.batch_max_size * IN_FLIGHT_BATCHES)
 
         async def one(index: int, path: Path) -> None:
             try:
-                report(index, await _classify(batcher, path, mode, settings))
+                report(index, await _classify(dataplane, path, mode, settings))
             finally:
                 window.release()
 
@@ -45,21 +45,21 @@ async def predict_files(
                 await window.acquire()
                 group.create_task(one(index, path))
     finally:
-        await drain_and_close(batcher)
+        await dataplane.close(drain_s=DRAIN_S)
 
 
-async def _classify(batcher: Batcher, path: Path, mode: Mode, settings: Settings) -> Outcome:
+async def _classify(dataplane: DataPlane, path: Path, mode: Mode, settings: Settings) -> Outcome:
     name = str(path)
     try:
         data = read_file(path, settings.max_batch_body_bytes)
-        result = (await batcher.predict([Upload(data, name)], mode, settings.max_pixels))[0]
+        classified = await dataplane.predict_files([Upload(data, name)], mode)
     except OSError as exc:
         return Refusal(name, "unreadable", f"cannot read the file: {exc.strerror or exc}.")
     except ServiceError as exc:  # an ImageError; NotReady if the engines can't be restarted
         return Refusal(name, exc.code, exc.detail)
     except Exception as exc:  # preprocessing failed unexpectedly: a bug, reported as the server answers 500
         return Refusal(name, "internal_error", str(exc))
-    return Answer(name, result.prediction(mode))
+    return Answer(name, predictions(classified, mode)[0])
 
 
 def read_file(path: Path, max_bytes: int) -> bytes:
@@ -71,14 +71,3 @@ def read_file(path: Path, max_bytes: int) -> bytes:
             f"The file is {size} bytes; the service accepts at most {max_bytes} (MNIST_MAX_BATCH_BODY_BYTES)."
         )
     return path.read_bytes()
-
-
-async def drain_and_close(batcher: Batcher) -> None:
-    """Stop the engines once the batches in progress are done, or after DRAIN_S (as a retired
-    Deployment is closed in app/service.py). A second Ctrl-C stops at once: the engines then exit at
-    the end of their input, when this process does."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + DRAIN_S
-    while batcher.busy and loop.time() < deadline:
-        await asyncio.sleep(DRAIN_POLL_S)
-    await batcher.close()

@@ -1,0 +1,56 @@
+"""/v2/repository: Triton's model repository extension (index and load), over the data plane's reload.
+
+The repository holds one model, `mnist-mlp`, loaded from MNIST_MODEL_PATH. `load` reloads it from
+there now (as a poll that finds new files would), through the same quality gate; a refused candidate
+is a 400 with the reason, and the current version keeps serving.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+
+from app.api.deps import DataPlaneDep
+from app.api.v2.routes import ERRORS, check_name
+from app.api.v2.types import RepositoryIndexRequest, RepositoryLoadRequest, RepositoryModel
+from app.errors import BadRequest
+from app.model.keras_file import ModelLoadError
+
+router = APIRouter(prefix="/v2/repository", tags=["v2: model repository"])
+
+
+@router.post(
+    "/index",
+    summary="Repository index",
+    description="The model's versions and their state: READY (served), LOADING (a candidate being loaded and "
+    "gated), UNAVAILABLE (the last candidate refused, with the reason).",
+    response_model=list[RepositoryModel],
+    responses=ERRORS,
+)
+async def index(
+    dataplane: DataPlaneDep, body: Annotated[RepositoryIndexRequest | None, Body()] = None
+) -> list[RepositoryModel]:
+    entries = dataplane.repository_index()
+    if body is not None and body.ready:
+        entries = [entry for entry in entries if entry.state == "READY"]
+    return [RepositoryModel(name=e.name, version=e.version, state=e.state, reason=e.reason) for e in entries]
+
+
+@router.post(
+    "/models/{model_name}/load",
+    summary="Load (reload) the model",
+    description="Reload the model from MNIST_MODEL_PATH now, through the quality gate: 200 once the new version "
+    "serves (or the files are those already served), 400 with the reason when it is refused. Protected by "
+    "the API keys when they are set.",
+    responses={200: {"description": "`{}`: loaded, or already served"}, **ERRORS},
+)
+async def load(
+    dataplane: DataPlaneDep, model_name: str, body: Annotated[RepositoryLoadRequest | None, Body()] = None
+) -> dict[str, str]:
+    check_name(model_name)
+    try:
+        await dataplane.reload("request")
+    except ModelLoadError as exc:
+        raise BadRequest(f"The model was not loaded: {exc}") from None
+    return {}

@@ -1,0 +1,201 @@
+"""/v2: the Open Inference Protocol (KServe / Triton REST), with Triton's binary tensor extension.
+
+The model `mnist-mlp` takes one input, either
+- `pixels`: FP32 [N, 784] or [N, 28, 28] in [0, 1] (or UINT8 0-255), MNIST-format digits, or
+- `image`: BYTES [N], encoded image files (base64 strings in JSON; raw bytes in binary form), which go
+  through the same data plane, and so the same preprocessing, as /v1/predict,
+and answers `probabilities` FP32 [N, 10] and `digit` INT64 [N]. The wire format is codec.py's; the
+bodies' types are types.py's. Errors are rendered as the protocol's {"error"} (app/policy.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from app.answers import Classified
+from app.api.deps import DataPlaneDep, SettingsDep, serving
+from app.api.v2 import codec
+from app.api.v2.types import (
+    MODEL_INPUTS,
+    MODEL_OUTPUTS,
+    PLATFORM,
+    SCORER_OUTPUTS,
+    InferenceRequest,
+    InferenceResponse,
+    MetadataModel,
+    MetadataServer,
+    ModelReady,
+    V2Error,
+    inline_schema,
+)
+from app.contract import MODEL_NAME
+from app.dataplane import DataPlane, Upload
+from app.errors import BadRequest, ImageError, NotFound
+
+INLINE_BYTES = 64 * 1024  # bigger bodies are decoded (inflated, cast, checked) in the thread pool
+INLINE_ROWS = 64  # bigger answers are encoded in the thread pool
+T = TypeVar("T")
+
+router = APIRouter(prefix="/v2", tags=["v2: Open Inference Protocol"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": V2Error, "description": "A malformed request: a bad shape, datatype, size or name."},
+    404: {"model": V2Error, "description": "No such model or version."},
+    503: {"model": V2Error, "description": "The model is not loaded yet."},
+}
+
+
+def check_model(dataplane: DataPlane, model_name: str, version: str | None) -> str:
+    """The served version, after checking the name and version in the path (404 otherwise)."""
+    check_name(model_name)
+    served = dataplane.version
+    if version not in (None, "", served):
+        raise NotFound(f"Unknown version {version!r} of {MODEL_NAME!r}; the served version is {served!r}.")
+    return served
+
+
+def check_name(model_name: str) -> None:
+    if model_name != MODEL_NAME:
+        raise NotFound(f"Unknown model {model_name!r}; this server serves {MODEL_NAME!r}.")
+
+
+# server and model status --------------------------------------------------------------------------
+
+
+@router.get("", summary="Server metadata", response_model=MetadataServer)
+async def server_metadata(request: Request) -> MetadataServer:
+    return MetadataServer(name="mnist-service", version=request.app.version, extensions=["binary_tensor_data"])
+
+
+@router.get("/health/live", summary="Server liveness", responses={200: {"description": '`{"live": true}`'}})
+async def live() -> JSONResponse:
+    return JSONResponse({"live": True})
+
+
+@router.get("/health/ready", summary="Server readiness", responses={200: {"description": '`{"ready": true}`'}, 503: {}})
+async def ready(request: Request) -> JSONResponse:
+    is_ready = serving(request) is not None
+    return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
+
+
+@router.get("/models/{model_name}/ready", summary="Model readiness", response_model=ModelReady, responses=ERRORS)
+@router.get("/models/{model_name}/versions/{version}/ready", summary="Model version readiness", response_model=ModelReady, responses=ERRORS)  # fmt: skip
+async def model_ready(request: Request, model_name: str, version: str | None = None) -> JSONResponse:
+    check_name(model_name)
+    if (dataplane := serving(request)) is None:
+        return JSONResponse({"name": MODEL_NAME, "ready": False}, status_code=503)
+    check_model(dataplane, model_name, version)
+    return JSONResponse({"name": MODEL_NAME, "ready": True})
+
+
+@router.get("/models/{model_name}", summary="Model metadata", response_model=MetadataModel, responses=ERRORS)
+@router.get("/models/{model_name}/versions/{version}", summary="Model version metadata", response_model=MetadataModel, responses=ERRORS)  # fmt: skip
+async def model_metadata(dataplane: DataPlaneDep, model_name: str, version: str | None = None) -> MetadataModel:
+    check_model(dataplane, model_name, version)
+    served = dataplane.model()
+    return MetadataModel(
+        name=MODEL_NAME, versions=[served.version], platform=PLATFORM, inputs=MODEL_INPUTS,
+        outputs=MODEL_OUTPUTS + (SCORER_OUTPUTS if served.digit_threshold is not None else []),
+        loaded_at=served.loaded_at,
+    )  # fmt: skip
+
+
+# inference ----------------------------------------------------------------------------------------
+
+INFER_DESCRIPTION = f"""Send exactly one input:
+- `pixels`: datatype `FP32` with values in [0, 1] (or `UINT8` 0-255), shape `[N, 784]` or `[N, 28, 28]`,
+  `data` flat or nested in row-major order: MNIST-format digits (white on black, centred), no preprocessing.
+  N is 1 to {codec.MAX_JSON_ROWS} in JSON, 1 to {codec.MAX_ROWS} in binary form. Values outside the range are refused (400),
+  not clipped.
+- `image`: datatype `BYTES`, shape `[N]`, each element an encoded image file (PNG, JPEG, ...), as a base64
+  string in JSON or raw in the binary extension; preprocessed like `POST /v1/predict` (`preprocess=mnist`).
+  N is 1 to `MNIST_MAX_BATCH_FILES` (64).
+
+Outputs: `probabilities` (FP32 [N, 10]), `digit` (INT64 [N]) and, from a model with a digit scorer (the
+committed one has it), `digit_score` (FP32 [N]: how digit-like each image is, in [0, 1]) and `is_digit`
+(BOOL [N]: `digit_score` at or above the model's threshold); all of them unless `outputs` names some.
+Triton's binary tensor extension is supported both ways (`Inference-Header-Content-Length`,
+`binary_data_size`, `binary_data` / `binary_data_output`); so are gzip and deflate request bodies
+(`Content-Encoding`) and answers (`Accept-Encoding`). The request `id` is echoed. The body is capped by
+`MNIST_MAX_BATCH_BODY_BYTES` (32 MiB), compressed or not. A malformed request (wrong JSON types,
+nesting too deep, numbers out of range) is a 400."""
+INFER_REQUEST: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": inline_schema(InferenceRequest)},
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"},
+                "description": "Triton's binary tensor extension: a JSON header of Inference-Header-Content-Length bytes, then the tensors' raw bytes.",
+            },
+        },
+    }
+}
+INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": InferenceResponse,
+        "description": "The outputs: JSON, or with binary outputs a JSON header of `Inference-Header-Content-Length` bytes followed by the raw tensors.",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    },
+    **ERRORS,
+    413: {"model": V2Error, "description": "The body, or the body once decompressed, is over the byte cap."},
+}  # fmt: skip
+
+
+@router.post("/models/{model_name}/infer", summary="Inference", description=INFER_DESCRIPTION, responses=INFER_RESPONSES, openapi_extra=INFER_REQUEST)  # fmt: skip
+@router.post("/models/{model_name}/versions/{version}/infer", summary="Inference on a version", description=INFER_DESCRIPTION, responses=INFER_RESPONSES, openapi_extra=INFER_REQUEST)  # fmt: skip
+async def infer(
+    request: Request, dataplane: DataPlaneDep, settings: SettingsDep, model_name: str, version: str | None = None
+) -> Response:
+    check_model(dataplane, model_name, version)
+    body = await request.body()
+    encoding, header_length = request.headers.get("content-encoding", ""), request.headers.get(codec.HEADER)
+    inference = await maybe_off_loop(
+        len(body) > INLINE_BYTES or bool(encoding),
+        codec.decode_request, body, encoding, header_length, settings.max_batch_body_bytes,
+    )  # fmt: skip
+    if inference.files is not None:
+        answers = await classify_images(dataplane, inference.files, settings.max_batch_files)
+    else:
+        assert inference.pixels is not None
+        answers = await dataplane.infer_pixels(inference.pixels)
+    digits = answers.digits
+    results = {"probabilities": answers.probabilities, "digit": digits}
+    if answers.digit_scores is not None and answers.is_digit is not None:
+        results["digit_score"], results["is_digit"] = answers.digit_scores, answers.is_digit
+    elif inference.named and any(name in codec.SCORER_OUTPUTS for name in inference.outputs):
+        raise BadRequest(
+            "The served model has no digit scorer: outputs 'digit_score' and 'is_digit' are not available."
+        )
+    outputs = {name: binary for name, binary in inference.outputs.items() if name in results}
+    request.state.log_fields = {"rows": len(digits), **({"digits": digits.tolist()} if len(digits) <= 64 else {})}
+    # the version that computed the answer: a swap between the path's check and here means the new one
+    response: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": answers.version}
+    if inference.id is not None:
+        response["id"] = inference.id
+    content, headers, media_type = await maybe_off_loop(
+        len(digits) > INLINE_ROWS,
+        codec.encode_response, response, results, outputs,
+        request.headers.get("accept-encoding", ""),
+    )  # fmt: skip
+    return Response(content, media_type=media_type, headers=headers)
+
+
+async def maybe_off_loop(off: bool, function: Callable[..., T], *args: Any) -> T:
+    """Run `function` in the thread pool when `off`, else right here (a hop costs more than small work)."""
+    return await run_in_threadpool(function, *args) if off else function(*args)
+
+
+async def classify_images(dataplane: DataPlane, files: list[bytes], max_files: int) -> Classified:
+    """The answers for encoded images, as /v1/predict gives them."""
+    if len(files) > max_files:
+        raise BadRequest(f"Input 'image' holds {len(files)} images; at most {max_files} are accepted.")
+    try:
+        return await dataplane.predict_files([Upload(f) for f in files], "mnist")
+    except ImageError as exc:
+        raise BadRequest(f"Input 'image' element {exc.index}: {exc.detail}") from None

@@ -1,0 +1,11 @@
+"""The task kinds an engine executes, each a module; registering one here lets the engines run it."""
+
+from __future__ import annotations
+
+from app.engines.tasks.base import Task
+from app.engines.tasks.classify import ClassifyFiles
+from app.engines.tasks.pixels import EvaluatePixels
+
+KINDS: dict[str, type[Task]] = {kind.kind: kind for kind in (ClassifyFiles, EvaluatePixels)}
+
+__all__ = ["KINDS", "ClassifyFiles", "EvaluatePixels", "Task"]
