@@ -37,7 +37,7 @@ accuracy: venv  ## accuracy on realistic uploads of each kind vs the raw digits 
 
 bench: venv  ## the service vs the HTTP floor and the tutorial code: req/s, p50/p99, ratios, start-up, memory
 	@command -v wrk >/dev/null || (apt-get install -y -qq wrk >/dev/null 2>&1 || echo "wrk unavailable: bench uses its Python load generator")
-	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.compare all $(BENCH_ARGS)
 
 bench-cli: venv  ## `mnist-service predict` on 10,000 realistic uploads in-process vs --url to a local server: files/s, ratio, same digits (BENCH_CLI_ARGS="--n 2000")
 	$(BIN)/python -m bench.cli $(BENCH_CLI_ARGS)
@@ -54,8 +54,8 @@ fuzz: venv  ## FUZZ_SECONDS (600) of atheris on the decode and preprocessing pat
 chaos: venv  ## CHAOS_SECONDS (60) of valid uploads at 16 clients while engines are killed and frozen, then with 2 workers and one killed
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
-decode-cpu: venv  ## fifty 4 MiB noise PNGs: the CPU time of the server process against its engines'
-	$(BIN)/python -m bench.decode_cpu
+decode-cpu: venv  ## 4 MiB noise PNGs, 4 at a time for 10 s: the CPU time of the server process against its engines'
+	$(BIN)/python -m bench.compare service --body noise --connections 4 --rounds 1 --seconds 10 --check-decode
 
 k8s-smoke:  ## podman kube play deploy/k8s/ on the image docker-smoke built: ready, a prediction, the security context, kube down; then docker-compose.yml
 	deploy/k8s-smoke.sh

@@ -85,4 +85,3 @@ class Settings(BaseSettings):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = Field("json", description="one JSON object per log line, or plain text")
-

@@ -32,7 +32,8 @@ from app.engines.batcher import Batcher
 from app.engines.messages import Evaluation
 from app.engines.tasks import ClassifyFiles, EvaluatePixels
 from app.errors import ImageError
-from app.model.classifier import Classifier
+from app.model import gate
+from app.model.classifier import Classifier, load_classifier
 from app.model.reload import Entry, Fingerprint, Reloader, Trigger
 from app.preprocessing import Mode
 
@@ -109,6 +110,22 @@ class DataPlane:
         self.ready = True  # False once closing: new requests get 503
         self.reloader = Reloader(self, settings, seen)
         self._retiring: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def load(
+        cls,
+        settings: Settings,
+        observe: Observer | None = None,
+        classifier: Classifier | None = None,
+        check_with_keras: bool | None = None,
+    ) -> DataPlane:
+        """Serve the model at MNIST_MODEL_PATH (or `classifier`, already loaded), once it loads and passes
+        the gate's absolute bar, when MNIST_GATE_MIN_ACCURACY sets one; ModelLoadError otherwise."""
+        seen = Fingerprint.of(settings.model_path)  # before reading the files: see Reloader
+        if classifier is None:
+            classifier = await asyncio.to_thread(load_classifier, settings, check_with_keras)
+        gate.check(classifier, settings.gate_min_accuracy, serving=None)
+        return await cls.start(classifier, settings, observe, seen)
 
     @classmethod
     async def start(

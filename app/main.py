@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
-from starlette.concurrency import run_in_threadpool
 
 from app.api import demo, health
 from app.api.deps import State
@@ -27,10 +26,8 @@ from app.config import Settings
 from app.dataplane import DataPlane
 from app.logs import configure_logging
 from app.metrics import observe_evaluation, set_model_info
-from app.model import gate
-from app.model.classifier import Classifier, load_classifier
+from app.model.classifier import Classifier
 from app.model.keras_file import ModelLoadError
-from app.model.reload import Fingerprint
 
 log = logging.getLogger("app")
 
@@ -48,22 +45,18 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         configure_logging(settings.log_level, settings.log_format)
-        files = Fingerprint.of(settings.model_path)  # before reading them: see Reloader
         try:
-            loaded = classifier
-            if loaded is None:
-                loaded = await run_in_threadpool(load_classifier, settings)
-            gate.check(loaded, settings.gate_min_accuracy, serving=None)  # the absolute bar, when one is set
+            dataplane = await DataPlane.load(settings, observe_evaluation, classifier)
         except ModelLoadError as exc:
             log.critical("cannot start: %s", exc)
             raise
-        set_model_info(loaded)
+        served = dataplane.classifier
+        set_model_info(served)
         log.info(
             "serving model",
-            extra={"fields": {"model": str(loaded.path), "sha256": loaded.sha256, "version": loaded.version,
+            extra={"fields": {"model": str(served.path), "sha256": served.sha256, "version": served.version,
                               "settings": settings.model_dump(mode="json")}},
         )  # fmt: skip
-        dataplane = await DataPlane.start(loaded, settings, observe_evaluation, seen=files)
         # Everything alive now lives as long as the server: frozen, garbage collections skip it. (With
         # MNIST_CHECK_WITH_KERAS, Keras leaves hundreds of thousands of objects, which every full
         # collection would walk, stalling the requests in flight.)

@@ -141,7 +141,9 @@ def predictions(classified: Classified, mode: str) -> list[dict[str, Any]]:
     """Each image's answer as /v1 gives it: a `Prediction` as a plain dict (FastAPI validates and
     serialises it in pydantic's core); `digit_score` and `is_digit` only from a model with a scorer."""
     answers: list[dict[str, Any]] = []
-    for i, (digit, probabilities) in enumerate(zip(classified.digits.tolist(), classified.probabilities.tolist())):
+    for i, (digit, probabilities) in enumerate(
+        zip(classified.digits.tolist(), classified.probabilities.tolist(), strict=True)
+    ):
         answers.append(
             {
                 "digit": digit,

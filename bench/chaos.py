@@ -5,8 +5,9 @@
 
 Each run starts `python -m app` and drives it from `--clients` (16) concurrent clients with
 well-formed requests only: 28x28 digit PNGs, photo-like JPEGs and 8-file batches, on /v1/predict and
-/v1/predict/batch. Every answer is checked against the probabilities computed here, in-process, for
-the same file. Meanwhile:
+/v1/predict/batch. Every answer is checked against the probabilities the same server gave the same
+request before the chaos began, so a killed or frozen engine must change nothing in any answer (that
+those first answers are right is the test suite's business). Meanwhile:
 - every 2 s an engine process (`python -m app.engine`) gets SIGKILL;
 - every 10 s another one is frozen with SIGSTOP for 5 s, then continued (SIGCONT);
 - in the `workers` run (WEB_CONCURRENCY=2), one of the two uvicorn workers also gets SIGKILL halfway.
@@ -35,14 +36,11 @@ from typing import Any
 import httpx
 import numpy as np
 
-from app.inference import Classifier
-from app.preprocessing import preprocess
 from bench import procs
-from bench.run import BOUNDARY, MODEL, PYTHON, Server, multipart
-from bench.soak import digit_png, photo_jpeg
-from tools.uploads import SAMPLE
+from bench.procs import Server
+from tools.uploads import MULTIPART_TYPE, digit_png, multipart, photo_jpeg, sample_digits
 
-MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+MULTIPART = {"Content-Type": MULTIPART_TYPE}
 KILL_EVERY_S = 2.0
 ENGINES = 2  # engine processes per worker (MNIST_ENGINE_PROCESSES)
 FREEZE_EVERY_S = 10.0
@@ -57,7 +55,7 @@ class Sample:
     name: str
     path: str
     body: bytes
-    expected: np.ndarray  # (files, 10)
+    expected: np.ndarray | None = None  # (files, 10): the server's answer before the chaos
 
 
 @dataclass
@@ -70,30 +68,41 @@ class Tally:
 
 
 def samples(seed: int) -> list[Sample]:
-    """Files and the probabilities the served model gives them, computed here."""
-    classifier = Classifier.load(MODEL)
+    """The requests: 24 digit PNGs, 16 photos, 8 batches of 8 digit PNGs."""
     rng = np.random.default_rng(seed)
-    with np.load(SAMPLE) as data:
-        digits = data["x"][:48]
-
-    def expect(files: list[bytes]) -> np.ndarray:
-        return classifier.predict_proba(np.concatenate([preprocess(f).model_input for f in files]))
-
+    digits = sample_digits()[:48]
     made = [digit_png(d) for d in digits[:24]]
     photos = [photo_jpeg(d, rng) for d in digits[24:40]]
-    out = [Sample("digit", "/v1/predict", multipart("file", [f]), expect([f])) for f in made]
-    out += [Sample("photo", "/v1/predict", multipart("file", [f]), expect([f])) for f in photos]
+    out = [Sample("digit", "/v1/predict", multipart("file", [f])) for f in made]
+    out += [Sample("photo", "/v1/predict", multipart("file", [f])) for f in photos]
     for i in range(8):
         files = [made[(i * 8 + j) % len(made)] for j in range(8)]
-        out.append(Sample("batch", "/v1/predict/batch", multipart("files", files), expect(files)))
+        out.append(Sample("batch", "/v1/predict/batch", multipart("files", files)))
     return out
 
 
-def correct(sample: Sample, answer: Any) -> bool:
+def probabilities(answer: Any) -> np.ndarray:
+    """(files, 10) from a /v1 answer, one prediction or a batch's; (0, 10) when it is not one."""
     predictions = answer.get("predictions", [answer]) if isinstance(answer, dict) else []
-    if len(predictions) != len(sample.expected):
-        return False
-    got = np.array([p.get("probabilities", []) for p in predictions], dtype=np.float64)
+    try:
+        return np.array([p["probabilities"] for p in predictions], dtype=np.float64).reshape(-1, 10)
+    except (KeyError, TypeError, ValueError):
+        return np.zeros((0, 10))
+
+
+def reference(base: str, pool: list[Sample]) -> None:
+    """Each request once, one at a time, before the chaos: its answer is what every later one must equal."""
+    with httpx.Client(base_url=base, timeout=60) as http:
+        for sample in pool:
+            response = http.post(sample.path, content=sample.body, headers=MULTIPART)
+            if response.status_code != 200:
+                raise RuntimeError(f"{sample.name} refused before the chaos: {response.status_code} {response.text}")
+            sample.expected = probabilities(response.json())
+
+
+def correct(sample: Sample, answer: Any) -> bool:
+    got = probabilities(answer)
+    assert sample.expected is not None
     return got.shape == sample.expected.shape and bool(np.allclose(got, sample.expected, atol=1e-4))
 
 
@@ -178,7 +187,7 @@ def run(
 ) -> bool:
     env = {"MNIST_LOG_LEVEL": "warning", "WEB_CONCURRENCY": str(workers), "MNIST_ENGINE_PROCESSES": str(ENGINES)}
     print(f"\nchaos [{name}]: {workers} worker(s), {clients} clients, {seconds:g} s", flush=True)
-    server = Server(f"service [{name}]", [PYTHON, "-m", "app"], "/readyz", env)
+    server = Server.service(f"service [{name}]", env)
     tally = Tally()
     try:
         master = server.process.pid
@@ -187,6 +196,7 @@ def run(
         engines_at_start = workers * ENGINES
         if not settle(server.url, chaos, engines_at_start, timeout=120)[0]:
             raise RuntimeError(f"the server did not start its {engines_at_start} engines within 120 s")
+        reference(server.url, pool)
         started = time.monotonic()
         chaos.kill_worker_at = started + seconds / 2 if kill_worker else None
         chaos.start()

@@ -27,14 +27,12 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import httpx
 import numpy as np
 from PIL import Image
 
-from bench.procs import cpu_seconds, engines
+from bench.procs import ROOT, CpuMeter, Server
 from tools.uploads import KINDS, SAMPLE, make_upload
 
-ROOT = Path(__file__).resolve().parent.parent
 GOAL = 1.5
 
 
@@ -92,33 +90,6 @@ def timed_predict(folder: Path, *options: str) -> tuple[float, float, dict[str, 
     return seconds, cpu, digits, result.returncode
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(cores: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "MNIST_ENGINE_PROCESSES": str(cores), "MNIST_LOG_LEVEL": "warning"}
-    server = subprocess.Popen([sys.executable, "-m", "app"], cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited with status {server.returncode} before it was ready")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return server, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    server.terminate()
-    raise SystemExit("the server was not ready within 120 s")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.cli", description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=10_000, help="uploads in the folder (default: %(default)s)")
@@ -137,19 +108,19 @@ def main(argv: list[str] | None = None) -> int:
             f"from {load_digits()[1]}, written in {time.perf_counter() - started:.0f} s; {cores} cores"
         )
         local_s, local_cpu, local, local_status = timed_predict(folder, "--processes", str(cores))
-        server, url = start_server(cores)
+        server = Server.service(env={"MNIST_ENGINE_PROCESSES": str(cores)})
         try:
-            serving = [server.pid, *engines(server.pid)]
-            before = [cpu_seconds(pid) for pid in serving]
-            http_s, client_cpu, remote, http_status = timed_predict(folder, "--url", url)
-            after = [cpu_seconds(pid) for pid in serving]
-            if None in after:  # an engine was replaced during the run: its successor's CPU is not counted
-                print("note: an engine process was replaced during the --url run; the CPU figures miss its share")
-            spent = [(a or b or 0.0) - (b or 0.0) for a, b in zip(after, before, strict=True)]
-            server_cpu, engines_cpu = spent[0], sum(spent[1:])
+            meter = CpuMeter(server.pid)
+            meter.start()
+            http_s, client_cpu, remote, http_status = timed_predict(folder, "--url", server.url)
+            meter.stop()
+            if meter.partial:  # an engine was replaced during the run: its share is partly missing
+                print(
+                    "note: an engine process was replaced during the --url run; the CPU figures miss some of its share"
+                )
+            server_cpu, engines_cpu = meter.server, meter.engines
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            server.stop()
     finally:
         if args.keep is None:
             shutil.rmtree(folder, ignore_errors=True)

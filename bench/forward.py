@@ -28,7 +28,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the engines run it; bef
 import numpy as np
 
 from app.contract import flatten_and_scale
-from app.inference import Classifier, DenseLayer, forward
+from app.model.classifier import Classifier
+from app.model.network import DenseLayer, forward
 from tools.uploads import SAMPLE
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@
     python -m bench.preprocess --files 40 --kind scan_jpeg --kind 12mp_jpeg
 
 For each kind of tools/uploads.py (made from the committed sample's digits, seeded as `make accuracy`
-seeds them) and for 12 MP phone JPEGs (bench/soak.py's), in one process and one run: the mean time per
+seeds them) and for 12 MP phone JPEGs (tools/uploads.py's `phone_12mp_jpeg`), in one process and one run: the mean time per
 file of `preprocess(data)` (mnist mode, everything from the bytes to the 28x28 digit) and of Pillow
 decoding the same bytes to the size the pipeline decodes them at (the draft, a reduced DCT scale, that
 `preprocess` asks for a JPEG; the full size for the rest). Each figure is the best of `--repeats` passes
@@ -35,10 +35,10 @@ from unittest import mock
 import numpy as np
 from PIL import Image
 
-from app import png
-from app import preprocessing as P
-from bench.soak import phone_jpeg
-from tools.uploads import KINDS, SAMPLE, encode, make_upload
+from app.preprocessing import png, preprocess
+from app.preprocessing.decode import request_draft
+from app.preprocessing.form import BOX
+from tools.uploads import KINDS, digit_png, make_upload, phone_12mp_jpeg, sample_digits
 
 TARGET = 1.5
 BIG = "12mp_jpeg"  # 4000x3000 phone-camera JPEGs
@@ -48,15 +48,14 @@ MNIST_FORM = "28x28 MNIST form"  # the sample's digits as they are: recognised a
 
 def uploads(kind: str, n: int, seed: int) -> list[bytes]:
     """`n` files of `kind`, from the committed sample's digits."""
-    with np.load(SAMPLE) as sample:
-        digits = sample["x"]
+    digits = sample_digits()
     if kind == FIXED:
-        return [encode(Image.fromarray(np.roll(digits[i % len(digits)], 3, axis=1)), "PNG") for i in range(n)]
+        return [digit_png(np.roll(digits[i % len(digits)], 3, axis=1)) for i in range(n)]
     if kind == MNIST_FORM:
-        return [encode(Image.fromarray(digits[i % len(digits)]), "PNG") for i in range(n)]
+        return [digit_png(digits[i % len(digits)]) for i in range(n)]
     if kind == BIG:
         rng = np.random.default_rng([seed, len(KINDS)])
-        return [phone_jpeg(digits[i % len(digits)], rng) for i in range(n)]
+        return [phone_12mp_jpeg(digits[i % len(digits)], rng) for i in range(n)]
     index = list(KINDS).index(kind)
     return [make_upload(kind, digits[i % len(digits)], np.random.default_rng([seed, index, i])) for i in range(n)]
 
@@ -64,22 +63,22 @@ def uploads(kind: str, n: int, seed: int) -> list[bytes]:
 def pillow_decode(data: bytes) -> None:
     """Pillow's decode of `data` to the size `preprocess` decodes it at: the first frame, pixels loaded."""
     with Image.open(io.BytesIO(data)) as image:
-        P.request_draft(image)
+        request_draft(image)
         image.load()
 
 
 def least_work(data: bytes) -> None:
     """The decode, then grayscale and one resize to the 20 px box: the least a pipeline must do."""
     with Image.open(io.BytesIO(data)) as image:
-        P.request_draft(image)
+        request_draft(image)
         gray = image.convert("L")
-    scale = P.BOX / max(gray.size)
+    scale = BOX / max(gray.size)
     size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
     np.asarray(gray.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0))
 
 
 def pipeline(data: bytes) -> None:
-    P.preprocess(data)
+    preprocess(data)
 
 
 def mean_ms(work: Callable[[bytes], None], files: list[bytes]) -> float:

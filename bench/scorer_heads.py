@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from app.contract import flatten_and_scale
-from app.inference import DenseLayer, read_dense_layers
+from app.model.keras_file import read_dense_layers
+from app.model.network import DenseLayer
 from bench.uploads_accuracy import load_digits, preprocessed
 from tools.digit_scores import auroc, hidden_and_logits
 from tools.nondigits import make_nondigits

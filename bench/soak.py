@@ -31,15 +31,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import math
 import os
 import random
-import struct
 import threading
 import time
-import zlib
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -48,88 +45,29 @@ from typing import Any
 
 import httpx
 import numpy as np
-from PIL import Image, ImageFilter
 
 from bench import procs
-from bench.run import BOUNDARY, PYTHON, ROOT, Server, canvas_png, multipart
-from tools.uploads import SAMPLE, ink, lighting, on_paper, paper, place, tilt, to_uint8
+from bench.procs import ROOT, Server
+from tools.uploads import (
+    MIB,
+    MULTIPART_TYPE,
+    bomb_claiming,
+    bomb_inflating,
+    canvas_png,
+    digit_png,
+    multipart,
+    noise_png,
+    phone_12mp_jpeg,
+    photo_jpeg,
+    sample_digits,
+)
 
-MIB = 1 << 20
-BODY_CAP = 5 * MIB  # the server's default MNIST_MAX_BODY_BYTES
 V2_INFER = "/v2/models/mnist-mlp/infer"
-MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+MULTIPART = {"Content-Type": MULTIPART_TYPE}
 JSON = {"Content-Type": "application/json"}
 
 
-# ---- the files ------------------------------------------------------------------------------------
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def bomb_claiming() -> bytes:
-    """A 100-byte PNG whose header claims 60000 x 60000 pixels (3.6 gigapixels)."""
-    header = struct.pack(">IIBBBBB", 60_000, 60_000, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", header)
-        + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + png_chunk(b"IEND", b"")
-    )
-
-
-def bomb_inflating(side: int = 6000) -> bytes:
-    """A real zlib bomb: a valid side x side greyscale PNG, all black (36 MP, under the 40 MP cap),
-    ~35 KB compressed, 36 MB once inflated."""
-    row = b"\0" + b"\0" * side  # filter byte + pixels
-    compressor = zlib.compressobj(9)
-    idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
-
-
-def encode(image: Image.Image, fmt: str, **options: Any) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
-
-
-def noise_png(rng: np.random.Generator, side: int = 1200) -> bytes:
-    """A valid side x side RGB PNG of random pixels: incompressible, ~4.1 MiB at 1200 (under the body cap)."""
-    return encode(Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)), "PNG", compress_level=1)
-
-
-def digit_png(pixels: np.ndarray) -> bytes:
-    return encode(Image.fromarray(pixels), "PNG")
-
-
-def photo_jpeg(digit: np.ndarray, rng: np.random.Generator, width: int = 400, height: int = 300) -> bytes:
-    """A ~400x300 photo of a digit on paper: a dark pen stroke, uneven light, warm tint, blur, sensor noise."""
-    coverage = place(
-        tilt(ink(digit, int(height * rng.uniform(0.6, 0.8)), rng), rng.uniform(-6, 6)), height, width, rng, 0.4
-    )
-    shade = on_paper(coverage, paper(height, width, rng, rng.uniform(200, 230), 1.0), rng.uniform(30, 70))
-    rgb = shade[..., None] * lighting(height, width, rng)[..., None] * np.array([1.0, 0.96, 0.88], dtype=np.float32)
-    blurred = Image.fromarray(to_uint8(rgb)).filter(ImageFilter.GaussianBlur(rng.uniform(0.6, 1.2)))
-    noisy = np.asarray(blurred, dtype=np.float32) + rng.normal(0, 3, rgb.shape).astype(np.float32)
-    return encode(Image.fromarray(to_uint8(noisy)), "JPEG", quality=int(rng.integers(75, 92)))
-
-
-def phone_jpeg(digit: np.ndarray, rng: np.random.Generator, width: int = 4000, height: int = 3000) -> bytes:
-    """A 12 MP phone-camera JPEG (4000x3000) of a digit on paper, with sensor noise; under the body cap."""
-    small = photo_jpeg(digit, rng, width // 8, height // 8)  # draw at 500x375, then upscale as a lens would
-    image = Image.open(io.BytesIO(small)).resize((width, height), Image.Resampling.BICUBIC)
-    values = np.asarray(image, dtype=np.float32)
-    values += rng.normal(0, 4, values.shape).astype(np.float32)
-    picture = Image.fromarray(to_uint8(values))
-    exif = Image.Exif()
-    exif[0x010F], exif[0x0110] = "Google", "Pixel 7"  # Make, Model
-    for quality in (85, 75, 65, 50):
-        data = encode(picture, "JPEG", quality=quality, exif=exif.tobytes())
-        if len(data) < BODY_CAP - 64 * 1024:
-            return data
-    return data
+# ---- the /v2 JSON bodies (the files come from tools/uploads.py) ------------------------------------
 
 
 def deep_json(depth: int = 50_000) -> bytes:
@@ -290,14 +228,13 @@ class Soak:
         self.base, self.port = base, port
         self.rng = random.Random(seed)
         generator = np.random.default_rng(seed)
-        with np.load(SAMPLE) as data:
-            digits = data["x"][:64]
+        digits = sample_digits()[:64]
         self.digits = [digit_png(d) for d in digits[:32]]
         self.photos = [photo_jpeg(d, generator) for d in digits[:16]]
-        self.canvases = [canvas_png(i) for i in range(16)]
+        self.canvases = [canvas_png(d) for d in digits[:16]]
         self.v2_pixels = [v2_body(json.dumps([round(float(v) / 255, 4) for v in d.ravel()])) for d in digits[:16]]
         self.noise = [noise_png(generator) for _ in range(3)]
-        self.phone = phone_jpeg(digits[40], generator)
+        self.phone = phone_12mp_jpeg(digits[40], generator)
         self.bombs = [bomb_claiming(), bomb_inflating()]
         self.truncatable = self.digits[:8] + self.photos[:8]
         self.hostile_json = {
@@ -572,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print("soak: starting the server and generating files ...", flush=True)
     env = {"MNIST_LOG_LEVEL": "warning", "MNIST_BODY_TIMEOUT_S": "2"}  # stalled uploads are cut within the run
-    server = Server("service", [PYTHON, "-m", "app"], "/readyz", env)
+    server = Server.service(env=env)
     try:
         soak = Soak(server.url, server.port, args.seed)
         problems = asyncio.run(soak.preflight())

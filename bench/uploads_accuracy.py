@@ -9,7 +9,7 @@ share of these real digits that `is_digit` calls non-digits (issue 14's target: 
 
 Digits come from $MNIST_NPZ (or --data); without it, from the committed 1,000-digit sample. The
 preprocessed digits are cached under artifacts/uploads-cache/ (keyed by kind, digits, seed and the
-source of app/preprocessing.py and tools/uploads.py), so comparing models costs seconds.
+source of app's preprocessing and tools/uploads.py), so comparing models costs seconds.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app.calibration import expected_calibration_error
 from app.contract import flatten_and_scale
-from app.inference import Classifier
+from app.model.calibration import expected_calibration_error
+from app.model.classifier import Classifier
 from app.preprocessing import ImageError, preprocess
 from tools.uploads import KINDS, SAMPLE, make_upload
 from training.data import load_mnist
@@ -54,8 +54,14 @@ def _chunk(args: tuple[str, np.ndarray, int, int]) -> np.ndarray:
     return out
 
 
+def sources(module: Path) -> list[Path]:
+    """The source files of a module: `module.py`, or every .py of the package `module/`."""
+    single = module.with_suffix(".py")
+    return [single] if single.is_file() else sorted(module.rglob("*.py"))
+
+
 def preprocessed(kind: str, digits: np.ndarray, seed: int, workers: int) -> np.ndarray:
-    source = b"".join((ROOT / p).read_bytes() for p in ("app/preprocessing.py", "tools/uploads.py"))
+    source = b"".join(p.read_bytes() for p in [*sources(ROOT / "app" / "preprocessing"), ROOT / "tools" / "uploads.py"])
     key = hashlib.sha256(source + digits.tobytes() + f"{kind}/{seed}".encode()).hexdigest()[:16]
     path = CACHE / f"{kind}-{len(digits)}-{key}.npy"
     if path.is_file():

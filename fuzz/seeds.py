@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-import app.preprocessing  # noqa: F401  (registers the HEIF plugin)
+import app.preprocessing.decode  # noqa: F401  (registers the HEIF plugin)
 from tools.uploads import KINDS, SAMPLE, make_upload
 
 

@@ -26,8 +26,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.inference import Classifier
-
+from app.model.classifier import Classifier
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 MODEL = ROOT / "models" / "mnist-mlp.keras"  # the committed model

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.inference import Classifier
+from app.model.classifier import Classifier
 from bench import uploads_accuracy
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.preprocessing import BOX, CENTRE, centre_of_mass, stroke_width
+from app.preprocessing.form import BOX, CENTRE
+from app.preprocessing.steps import centre_of_mass, stroke_width
 from training.bold import bold_copies, bold_digit
 
 

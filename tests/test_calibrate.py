@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.calibration import expected_calibration_error, reliability, softmax
-from app.inference import forward, read_dense_layers
+from app.model.calibration import expected_calibration_error, reliability, softmax
+from app.model.keras_file import read_dense_layers
+from app.model.network import forward
 from training.calibrate import calibration_report, fit_temperature, fold_temperature, nll
 from training.models import PRESETS
 

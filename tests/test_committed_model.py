@@ -108,7 +108,7 @@ def test_claims_what_issue_14_asks(meta: dict[str, Any]) -> None:
 @NEEDS_MNIST
 def test_its_scorer_flags_what_its_metadata_says_on_the_validation_digits(meta: dict[str, Any]) -> None:
     from app.contract import flatten_and_scale
-    from app.inference import Classifier
+    from app.model.classifier import Classifier
     from training.train import split_validation
 
     data = load_mnist(os.environ["MNIST_NPZ"])

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.contract import flatten_and_scale
-from app.inference import Classifier
+from app.model.classifier import Classifier
 from app.main import create_app
 from app.schemas import BatchPrediction, ErrorResponse, Prediction
 from tests.conftest import SEVEN, png

@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from app.config import Settings
-from app.inference import Classifier
+from app.model.classifier import Classifier
 from app.main import create_app
-from app.middleware.limits import BodyLimitMiddleware, ConcurrencyLimitMiddleware
-from app.middleware.security import ConfigError, load_api_keys
+from app.api.middleware.limits import BodyLimitMiddleware, ConcurrencyLimitMiddleware
+from app.api.middleware.security import ConfigError, load_api_keys
 from tests.conftest import SEVEN
 
 KEY = "s3cret-key-0123456789"

@@ -11,16 +11,9 @@ import keras
 import numpy as np
 import pytest
 
-from app.inference import (
-    BLAS_ROWS,
-    ROW_BY_ROW,
-    Classifier,
-    DenseLayer,
-    ModelLoadError,
-    Network,
-    forward,
-    read_dense_layers,
-)
+from app.model.classifier import Classifier
+from app.model.keras_file import ModelLoadError, read_dense_layers
+from app.model.network import BLAS_ROWS, ROW_BY_ROW, DenseLayer, Network, forward
 from tests.conftest import MODEL
 from training.models import INPUT_NAME, OUTPUT_NAME, PRESETS, Adam, CosineAdamW, Preset
 

@@ -1,5 +1,5 @@
 """A corpus of hostile files, generated here: each gets its documented status, and the server stays
-healthy afterwards. (Plain bad uploads are in test_contract.py; fuzzing in test_preprocessing_steps.py.)"""
+healthy afterwards. (Plain bad uploads are in test_contract.py; fuzzing in preprocessing/test_steps.py.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.config import Settings
-from app.inference import Classifier
+from app.model.classifier import Classifier
 from app.main import create_app
 from app.preprocessing import ImageError, preprocess
 from tests.conftest import SEVEN, encode, load_sample

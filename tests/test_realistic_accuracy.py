@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from app.contract import flatten_and_scale
-from app.inference import Classifier
+from app.model.classifier import Classifier
 from app.preprocessing import preprocess
 from tools.uploads import KINDS, make_upload
 

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from app.contract import flatten_and_scale, sha256_file
-from app.inference import Classifier
+from app.model.classifier import Classifier
 from tests.conftest import ROOT, load_sample
 from training.data import array_sha256, load_mnist
 from training.evaluate import evaluate

@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from app.calibration import expected_calibration_error, softmax
 from app.contract import flatten_and_scale
-from app.inference import Classifier, DenseLayer, forward
+from app.model.calibration import expected_calibration_error, softmax
+from app.model.classifier import Classifier
+from app.model.network import DenseLayer, forward
 from app.preprocessing import ImageError, preprocess
 from tools import score_methods
 from tools.nondigits import make_nondigits

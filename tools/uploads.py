@@ -1,10 +1,15 @@
 """Realistic uploads made from MNIST digits: the encoded bytes of an image file as people really send one.
 
-Each maker turns a (28, 28) uint8 MNIST digit (white on black) into the bytes of an image file,
+Each maker of a kind (KINDS) turns a (28, 28) uint8 MNIST digit (white on black) into the bytes of an image file,
 deterministically from a numpy Generator: the digit is upscaled smoothly and given crisp, antialiased
 strokes like a pen's, then put on paper or a canvas with the effects of a scanner, a phone camera or a
 browser, and encoded. There is one kind per way of sending a digit (scan, phone photo, canvas, bold
 digit in a big frame) and one per file format and mode the service decodes.
+
+Below the kinds, the files the benchmarks and the soak post as they are: the committed sample's digits
+as 28x28 PNGs and 280x280 canvas drawings, a ~400x300 photo, a 12 MP phone JPEG, random-noise PNGs,
+decompression bombs, and the multipart body that carries any of them (one file or a batch). Every
+maker is deterministic: from a numpy Generator, or from the digit alone.
 
     python -m tools.uploads --out DIR --n 3     # example files of each kind, for humans to look at
 """
@@ -13,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import struct
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -23,6 +30,10 @@ from PIL import Image, ImageFilter, ImageOps
 UploadMaker = Callable[[np.ndarray, np.random.Generator], bytes]
 
 SAMPLE = Path(__file__).resolve().parent.parent / "app" / "data" / "mnist-sample.npz"
+MIB = 1 << 20
+BODY_CAP = 5 * MIB  # the service's default MNIST_MAX_BODY_BYTES: the big files stay under it
+BOUNDARY = "benchboundary7MA4YWxkTrZu0gW"
+MULTIPART_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
 ORIENTATION = 0x0112  # the EXIF Orientation tag
 # Pixel data stored for each EXIF orientation, so that a viewer applying the tag shows it upright.
 STORED_FOR = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
@@ -350,6 +361,102 @@ KINDS: dict[str, UploadMaker] = {
 def make_upload(kind: str, digit: np.ndarray, rng: np.random.Generator) -> bytes:
     """The bytes of one upload of `kind` showing the (28, 28) uint8 MNIST `digit`; same rng state, same bytes."""
     return KINDS[kind](digit, rng)
+
+
+# ---- files posted as they are: benchmarks, soak, chaos ----
+
+
+def sample_digits() -> np.ndarray:
+    """The committed sample's (1000, 28, 28) uint8 MNIST test digits."""
+    with np.load(SAMPLE) as sample:
+        return sample["x"]
+
+
+def digit_png(digit: np.ndarray) -> bytes:
+    """The digit as it is, a 28x28 8-bit grayscale PNG: MNIST's own form, used as is by the service."""
+    return encode(Image.fromarray(np.ascontiguousarray(digit, dtype=np.uint8)), "PNG")
+
+
+def canvas_png(digit: np.ndarray) -> bytes:
+    """The digit drawn on a 280x280 canvas: black ink in the alpha of a transparent PNG. Not MNIST's
+    form, so it takes every preprocessing step; no randomness (the same digit, the same bytes)."""
+    alpha = Image.fromarray(np.ascontiguousarray(digit, dtype=np.uint8)).resize((280, 280), Image.Resampling.LANCZOS)
+    drawing = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
+    drawing.putalpha(alpha)
+    return encode(drawing, "PNG")
+
+
+def photo_jpeg(digit: np.ndarray, rng: np.random.Generator, width: int = 400, height: int = 300) -> bytes:
+    """A ~400x300 photo of a digit on paper: a dark pen stroke, uneven light, warm tint, blur, sensor noise."""
+    coverage = place(
+        tilt(ink(digit, int(height * rng.uniform(0.6, 0.8)), rng), rng.uniform(-6, 6)), height, width, rng, 0.4
+    )
+    shade = on_paper(coverage, paper(height, width, rng, rng.uniform(200, 230), 1.0), rng.uniform(30, 70))
+    rgb = shade[..., None] * lighting(height, width, rng)[..., None] * np.array([1.0, 0.96, 0.88], dtype=np.float32)
+    blurred = Image.fromarray(to_uint8(rgb)).filter(ImageFilter.GaussianBlur(rng.uniform(0.6, 1.2)))
+    noisy = np.asarray(blurred, dtype=np.float32) + rng.normal(0, 3, rgb.shape).astype(np.float32)
+    return encode(Image.fromarray(to_uint8(noisy)), "JPEG", quality=int(rng.integers(75, 92)))
+
+
+def phone_12mp_jpeg(digit: np.ndarray, rng: np.random.Generator, width: int = 4000, height: int = 3000) -> bytes:
+    """A 12 MP phone-camera JPEG (4000x3000) of a digit on paper, with sensor noise; under the body cap."""
+    small = photo_jpeg(digit, rng, width // 8, height // 8)  # drawn small, then upscaled as a lens would blur it
+    image = Image.open(io.BytesIO(small)).resize((width, height), Image.Resampling.BICUBIC)
+    values = np.asarray(image, dtype=np.float32)
+    values += rng.normal(0, 4, values.shape).astype(np.float32)
+    picture = Image.fromarray(to_uint8(values))
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Google", "Pixel 7"  # Make, Model
+    for quality in (85, 75, 65, 50):
+        data = encode(picture, "JPEG", quality=quality, exif=exif.tobytes())
+        if len(data) < BODY_CAP - 64 * 1024:
+            return data
+    return data
+
+
+def noise_png(rng: np.random.Generator, side: int = 1200) -> bytes:
+    """A valid side x side RGB PNG of random pixels: incompressible, so at 1200 it is about 4 MiB, under
+    the body cap, and its decode is all the work there is (the service finds no digit in it)."""
+    return encode(Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)), "PNG", compress_level=1)
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def bomb_claiming() -> bytes:
+    """A 100-byte PNG whose header claims 60000 x 60000 pixels (3.6 gigapixels)."""
+    header = struct.pack(">IIBBBBB", 60_000, 60_000, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def bomb_inflating(side: int = 6000) -> bytes:
+    """A real zlib bomb: a valid side x side greyscale PNG, all black (36 MP at 6000, under the service's
+    40 MP cap), a few tens of KB compressed and side * side bytes once inflated."""
+    row = b"\0" + b"\0" * side  # filter byte + pixels
+    compressor = zlib.compressobj(9)
+    idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+
+
+def multipart(field: str, files: Sequence[bytes], media_type: str = "image/png") -> bytes:
+    """A multipart/form-data body (boundary BOUNDARY, Content-Type MULTIPART_TYPE) with each of `files`
+    in the form field `field`: `file` for /v1/predict, `files` (1 to 64 of them) for /v1/predict/batch."""
+    suffix = media_type.split("/")[-1]
+    parts = [
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{field}"; filename="d{i}.{suffix}"\r\n'
+        f"Content-Type: {media_type}\r\n\r\n".encode()
+        + data
+        + b"\r\n"
+        for i, data in enumerate(files)
+    ]
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
 
 
 # ---- for humans to look at ----

@@ -8,8 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from app.calibration import ECE_BINS, expected_calibration_error, softmax
-
+from app.model.calibration import ECE_BINS, expected_calibration_error, softmax
 T_RANGE = (0.05, 20.0)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from app.calibration import ECE_BINS, expected_calibration_error
+from app.model.calibration import ECE_BINS, expected_calibration_error
 from app.contract import NUM_CLASSES, flatten_and_scale
 from training.data import DataError, load_mnist
 

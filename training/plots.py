@@ -55,8 +55,7 @@ def plot_confusion(confusion: list[list[int]], path: Path, title: str) -> None:
 def plot_reliability(probabilities: np.ndarray, labels: np.ndarray, path: Path, title: str) -> None:
     """Reliability diagram (15 bins): accuracy against mean confidence per bin, the diagonal, and the
     share of predictions in each bin (log scale, below)."""
-    from app.calibration import ECE_BINS, expected_calibration_error, reliability
-
+    from app.model.calibration import ECE_BINS, expected_calibration_error, reliability
     r = reliability(probabilities, labels, ECE_BINS)
     ece = expected_calibration_error(probabilities, labels, ECE_BINS)
     fig = Figure(figsize=(6, 7))

@@ -143,6 +143,7 @@ def stopped(error: Exception, done: int, total: int) -> int:
 
     from app.cli.remote import ServiceUnavailable
     from app.model.keras_file import ModelLoadError
+
     cause: BaseException = error
     while isinstance(cause, BaseExceptionGroup):  # from a task group: the first of its errors
         cause = cause.exceptions[0]
@@ -171,9 +172,7 @@ def serve(
     for name, value in (("HOST", host), ("PORT", port), ("WEB_CONCURRENCY", workers)):
         if value is not None:
             os.environ[name] = str(value)
-    from app.__main__ import main as serve_main
-
-    raise typer.Exit(serve_main())
+    runpy.run_module("app", run_name="__main__", alter_sys=True)  # python -m app: raises SystemExit with its status
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)

@@ -13,7 +13,6 @@ from app.cli.outcomes import Answer, Outcome, Refusal
 from app.config import Settings
 from app.dataplane import DataPlane, Upload
 from app.errors import PayloadTooLarge, ServiceError
-from app.model.classifier import load_classifier
 from app.preprocessing import Mode
 from app.schemas import predictions
 
@@ -28,9 +27,8 @@ async def predict_files(
 ) -> None:
     """Classify each file; `report(index, outcome)` as each is known (in any order). Raises
     ModelLoadError before any file is read when the model cannot be served."""
-    classifier = load_classifier(settings, check_with_keras=False)
     settings = settings.model_copy(update={"engine_processes": processes, "batch_max_wait_ms": 0.0})
-    dataplane = await DataPlane.start(classifier, settings)
+    dataplane = await DataPlane.load(settings, check_with_keras=False)
     try:
         window = asyncio.Semaphore(max(1, processes) * settings.batch_max_size * IN_FLIGHT_BATCHES)
 

@@ -16,8 +16,8 @@ holds no worker threads that would contend with the event loop for the GIL.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.answers import Classified

@@ -90,8 +90,8 @@ def merge(parts: list[Evaluation]) -> Evaluation:
         sum(part.batch_size for part in parts),
         sum(part.seconds for part in parts),
         np.concatenate([part.probabilities for part in parts]),
-        np.concatenate([p.digit_scores for p in called]) if scored else None,  # type: ignore[misc]
-        np.concatenate([p.is_digit for p in called]) if scored else None,  # type: ignore[misc]
+        np.concatenate([p.digit_scores for p in called]) if scored else None,
+        np.concatenate([p.is_digit for p in called]) if scored else None,
         parts[0].version,
         sum(part.prepare_seconds for part in parts),
     )

@@ -324,5 +324,3 @@ class ChildEngine:
             child.kill()
             await pipes.exited
         child.close()
-
-

@@ -50,8 +50,8 @@ class Classifier:
         """Load the .keras file, its .json metadata and the digit scorer it names; raise ModelLoadError
         with a clear message.
 
-        The weights are read from the archive itself (no TensorFlow: start-up in a second and a tenth
-        of the memory). `check_with_keras` also loads the model with Keras (safe mode) and refuses to
+        The weights are read from the archive itself (no TensorFlow: a fast start-up in a fraction of
+        the memory). `check_with_keras` also loads the model with Keras (safe mode) and refuses to
         serve if its answers differ from the numpy path's. `digit_threshold` overrides the metadata's
         (MNIST_DIGIT_THRESHOLD).
         """
@@ -99,8 +99,6 @@ class Classifier:
             raise ModelLoadError(
                 f"model file {self.path}: the fast inference path disagrees with Keras; refusing to serve."
             )
-
-
 
 
 def load_classifier(settings: Settings, check_with_keras: bool | None = None) -> Classifier:

@@ -24,7 +24,6 @@ class ModelLoadError(Exception):
     """The model cannot be served; the message says which file and why, in one sentence."""
 
 
-
 def check_model_files(path: Path, verify_sha256: bool = True) -> tuple[dict[str, Any], str]:
     """The model's metadata and sha256, once the file and its .json exist and (optionally) agree."""
     if not path.is_file():

@@ -32,14 +32,14 @@ def forward(layers: list[DenseLayer], batch: np.ndarray) -> np.ndarray:
 
     A digit is mostly background, and ReLU zeroes many hidden units: when few of a layer's inputs are
     non-zero anywhere in the batch, only their rows of the kernel are multiplied: at batch 1 that reads
-    a tenth of the weights. A product of a few rows with a whole kernel costs BLAS about as much as one
-    of 4 (it repacks the kernel every call), so batches of ROW_BY_ROW's sizes are evaluated one image at
-    a time, each on its own non-zero rows. From 4 up the inputs' union is too dense for the sparse
-    product to pay (about half of the pixels at batch 8) and the full product is used, on a batch padded
-    with zero rows to a multiple of BLAS_ROWS: OpenBLAS's sgemm kernels compute blocks of 4 of our rows
-    (numpy's row-major product is its column-major one transposed, the batch its N), and the 1-3 rows
-    left over take slower paths: 5, 6 or 7 rows cost more than 8, 11 more than 12 (bench/forward.py).
-    Same sums, in another order (checked against Keras to 1e-5 in tests/test_models.py).
+    a small share of the weights. A product of a few rows with a whole kernel costs BLAS about as much
+    as one of 4 (it repacks the kernel every call), so batches of ROW_BY_ROW's sizes are evaluated one
+    image at a time, each on its own non-zero rows. From 4 up the inputs' union is too dense for the
+    sparse product to pay and the full product is used, on a batch padded with zero rows to a multiple
+    of BLAS_ROWS: OpenBLAS's sgemm kernels compute blocks of 4 of our rows (numpy's row-major product is
+    its column-major one transposed, the batch its N), and the 1-3 rows left over take slower paths
+    (docs/performance.md has the figures, from bench/forward.py). Same sums, in another order (checked
+    against Keras to 1e-5 in tests/model/test_models.py).
     """
     x = np.asarray(batch, dtype=np.float32)
     rows = x.shape[0]
@@ -131,7 +131,6 @@ class Network:
         _activate(hidden, self.scorer[self.shared].activation)
         return np.ascontiguousarray(probabilities), _scores(self.scorer[self.shared + 1 :], hidden)
 
-
     def is_digit(self, scores: np.ndarray | None) -> np.ndarray | None:
         """(N,) digit scores -> (N,) bool, at the model's threshold (None: no scorer)."""
         return None if scores is None or self.digit_threshold is None else scores >= self.digit_threshold
@@ -149,4 +148,3 @@ def _scores(layers: list[DenseLayer], x: np.ndarray) -> np.ndarray:
 
 def _same(a: DenseLayer, b: DenseLayer) -> bool:
     return a.activation == b.activation and np.array_equal(a.kernel, b.kernel) and np.array_equal(a.bias, b.bias)
-

@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from starlette.concurrency import run_in_threadpool
-
 from app.config import Settings
 from app.contract import MODEL_NAME, sha256_file
 from app.metrics import MODEL_RELOADS, set_model_info
@@ -150,12 +148,12 @@ class Reloader:
             serving = self.served.classifier
             self.loading = "?"
             try:
-                sha256 = await run_in_threadpool(self._sha256)
+                sha256 = await asyncio.to_thread(self._sha256)
                 if sha256 == serving.sha256:
                     self.seen, self.refused, self._pending = fingerprint, None, None
                     return serving.version
                 self.loading = sha256[:12] if sha256 else "?"
-                candidate = await run_in_threadpool(self._load_and_gate, serving)
+                candidate = await asyncio.to_thread(self._load_and_gate, serving)
             except ModelLoadError as exc:
                 self._refuse(trigger, fingerprint, exc)
                 raise

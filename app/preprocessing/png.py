@@ -3,13 +3,13 @@ digit saved as it is (a plain 8-bit grayscale PNG).
 
 `check_chunks` refuses a PNG whose chunks fail their CRC (Pillow doesn't check image data chunks), as
 libpng does. `plain_gray` decodes a PNG that is nothing but 8-bit grayscale pixels of a given size with
-libspng (pyspng) instead of Pillow, whose Python around its C decoder is most of the time at 28x28:
-preprocessing such a digit takes half the time (`make bench-preprocess`, the "28x28 MNIST form" row).
-It takes only files where the two cannot differ: a header, the pixels and the end (PLAIN_CHUNKS), no
-interlacing, a whole zlib stream. Anything else, and any file libspng refuses, is left to Pillow (None),
-so whether a file is accepted, and the error it gets, stay Pillow's (tests/test_png.py compares the two
-on MNIST digits and on mutated files). Without pyspng (it has no wheel for Linux on ARM) every file goes
-to Pillow.
+libspng (pyspng) instead of Pillow: for an image that small, Pillow's Python around its C decoder costs
+more than the decoding, and libspng is one C call (`make bench-preprocess` times both: the "28x28 MNIST
+form" row). It takes only files where the two cannot differ: a header, the pixels and the end
+(PLAIN_CHUNKS), no interlacing, a whole zlib stream. Anything else, and any file libspng refuses, is left
+to Pillow (None), so whether a file is accepted, and the error it gets, stay Pillow's
+(tests/preprocessing/test_png.py compares the two on MNIST digits and on mutated files). Without pyspng
+(it has no wheel for Linux on ARM) every file goes to Pillow.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ GRAY = 0  # colour type
 # The chunks of a plain PNG (what Pillow, OpenCV and numpy-based tools write for an 8-bit grayscale
 # array): header, pixels, end. Any other (tRNS: transparency; acTL: an animation; eXIf, tEXt, zTXt, iTXt:
 # EXIF or XMP, an orientation; even gAMA or pHYs) is left to Pillow, which parses each it knows and refuses
-# some malformed ones that libspng passes (tests/test_png.py found an empty gAMA).
+# some malformed ones that libspng passes (tests/preprocessing/test_png.py found an empty gAMA).
 PLAIN_CHUNKS = frozenset({b"IHDR", b"IDAT", b"IEND"})
 
 
@@ -73,7 +73,7 @@ def plain_gray(data: bytes, size: tuple[int, int]) -> np.ndarray | None:
         return None
     # libspng checks neither the CRCs (done above) nor the stream's Adler-32, which Pillow refuses when
     # wrong: only a zlib stream that ends where the data does, with its checksum right and one filter byte
-    # and a row of pixels per row, goes to it (inflating it costs a few microseconds, the rest is libspng's)
+    # and a row of pixels per row, goes to it (inflating it again is cheap beside the decode)
     inflater = zlib.decompressobj()
     try:
         rows = inflater.decompress(b"".join(payload for kind, payload in chunks if kind == b"IDAT"))

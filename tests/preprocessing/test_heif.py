@@ -15,8 +15,8 @@ from PIL import Image
 
 from app.config import Settings
 from app.errors import ImageTooLarge, InvalidImage
-from app.inference import Classifier
 from app.main import create_app
+from app.model.classifier import Classifier
 from app.preprocessing import FORMAT_NAMES, preprocess
 from tests.conftest import load_sample
 

@@ -1,4 +1,4 @@
-"""app/png.py: the libspng decode of plain grayscale PNGs gives what Pillow gives, or leaves the file to Pillow.
+"""app/preprocessing/png.py: libspng decodes plain grayscale PNGs as Pillow does, or leaves the file to Pillow.
 
 The property that matters: for any file, preprocess answers the same (the same pixels and notes, or the
 same error and message) with the fast decode as without it. Checked on the sample's digits saved the
@@ -21,9 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
-from app import png
-from app import preprocessing as P
+from app.contract import DEFAULT_MAX_PIXELS
 from app.errors import ImageError
+from app.preprocessing import Mode, png, preprocess
+from app.preprocessing.form import mnist_form_png
 from tests.conftest import encode, load_sample
 
 pytestmark = pytest.mark.skipif(png.pyspng is None, reason="pyspng is not installed (no wheel for this platform)")
@@ -43,16 +44,16 @@ def assemble(parts: list[tuple[bytes, bytes]]) -> bytes:
     return png.SIGNATURE + body
 
 
-def outcome(data: bytes, mode: P.Mode = "mnist") -> tuple[str, object, object]:
+def outcome(data: bytes, mode: Mode = "mnist") -> tuple[str, object, object]:
     """What preprocess answers: ("ok", pixels, notes) or (error class, message, status)."""
     try:
-        result = P.preprocess(data, mode)
+        result = preprocess(data, mode)
     except ImageError as exc:
         return type(exc).__name__, exc.detail, exc.status
     return "ok", result.pixels.tobytes(), result.notes
 
 
-def pillow_outcome(data: bytes, mode: P.Mode = "mnist") -> tuple[str, object, object]:
+def pillow_outcome(data: bytes, mode: Mode = "mnist") -> tuple[str, object, object]:
     with mock.patch.object(png, "pyspng", None):
         return outcome(data, mode)
 
@@ -81,7 +82,7 @@ def test_preprocess_answers_the_same_with_and_without_it() -> None:
         for pixels in variants:
             data = encode(Image.fromarray(np.ascontiguousarray(pixels)))
             assert outcome(data) == pillow_outcome(data), i
-    assert P.mnist_form_png(encode(Image.fromarray(DIGITS[0])), P.DEFAULT_MAX_PIXELS) is not None
+    assert mnist_form_png(encode(Image.fromarray(DIGITS[0])), DEFAULT_MAX_PIXELS) is not None
 
 
 def test_files_with_more_than_plain_pixels_are_left_to_pillow() -> None:
@@ -108,7 +109,7 @@ def test_files_with_more_than_plain_pixels_are_left_to_pillow() -> None:
         assert outcome(data) == pillow_outcome(data), name
     assert outcome(others["EXIF orientation"])[2] == ["applied EXIF orientation 6"]  # the full path ran
     # a limit under 28x28 pixels refuses the digit, as Pillow's path does
-    assert P.mnist_form_png(encode(digit), 28 * 28 - 1) is None
+    assert mnist_form_png(encode(digit), 28 * 28 - 1) is None
 
 
 def test_a_chunk_that_fails_its_crc_is_refused_the_same_way() -> None:

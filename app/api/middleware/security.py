@@ -7,10 +7,10 @@ import hmac
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.config import Settings
-from app.errors import Unauthorized
 from app.api.middleware.limits import send_error
 from app.api.policy import policy_for
+from app.config import Settings
+from app.errors import Unauthorized
 
 
 def read_keys(inline: str, file_text: str | None) -> list[bytes]:

@@ -41,7 +41,9 @@ def request_body(form: type[BaseModel], description: str, raw: bool) -> dict[str
 SINGLE_BODY = request_body(
     SingleUpload, "The image as multipart/form-data in the field `file`, or as the raw body.", raw=True
 )
-BATCH_BODY = request_body(BatchUpload, "multipart/form-data with the field `files` repeated, once per image.", raw=False)
+BATCH_BODY = request_body(
+    BatchUpload, "multipart/form-data with the field `files` repeated, once per image.", raw=False
+)
 
 
 async def single_upload(request: Request, dataplane: DataPlane) -> Upload:

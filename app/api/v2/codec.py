@@ -19,9 +19,9 @@ import numpy as np
 from pydantic import ValidationError
 from pydantic_core import from_json
 
+from app.api.v2.types import InferenceRequest, Parameters, RequestInput
 from app.contract import INPUT_SIZE
 from app.errors import BadRequest, PayloadTooLarge
-from app.api.v2.types import InferenceRequest, Parameters, RequestInput
 
 MAX_ROWS = 4096  # `pixels` rows per request in binary form (images are capped by MNIST_MAX_BATCH_FILES)
 # Parsing JSON holds the GIL from start to end, in a worker thread too: JSON tensors are capped (counted

@@ -6,6 +6,6 @@ from app.engines.tasks.base import Task
 from app.engines.tasks.classify import ClassifyFiles
 from app.engines.tasks.pixels import EvaluatePixels
 
-KINDS: dict[str, type[Task]] = {kind.kind: kind for kind in (ClassifyFiles, EvaluatePixels)}
+KINDS: dict[str, type] = {kind.kind: kind for kind in (ClassifyFiles, EvaluatePixels)}
 
 __all__ = ["KINDS", "ClassifyFiles", "EvaluatePixels", "Task"]

@@ -9,6 +9,7 @@ import numpy as np
 
 from app.contract import flatten_and_scale
 from app.engines.messages import Failed, Prepared
+from app.engines.tasks.base import Task
 from app.errors import ImageError
 from app.preprocessing import Mode, preprocess
 
@@ -49,7 +50,7 @@ class ClassifyFiles:
             list(pixels) if self.keep_pixels else None,
         )
 
-    def split(self) -> list[ClassifyFiles]:
+    def split(self) -> list[Task]:
         return [ClassifyFiles([data], self.mode, self.max_pixels, self.keep_pixels) for data in self.files]
 
 

@@ -8,6 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from app.engines.messages import Failed, Prepared
+from app.engines.tasks.base import Task
 
 
 @dataclass
@@ -27,5 +28,5 @@ class EvaluatePixels:
     def prepare(self) -> Prepared | Failed:
         return Prepared(self.rows, [[] for _ in range(len(self.rows))], None)
 
-    def split(self) -> list[EvaluatePixels]:
+    def split(self) -> list[Task]:
         return [self]  # no decoder to crash: a failure is the engine's, not one row's

@@ -18,18 +18,26 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app import batching
-from app.batching import Batcher, Upload
+from app.answers import Classified
 from app.config import Settings
-from app.engine import SPIN_ENV, ChildEngine, Done, Evaluation, Failed, Task, await_input, evaluate, merge
+from app.contract import flatten_and_scale
+from app.engines import batcher as batcher_module
+from app.engines.batcher import Batcher
+from app.engines.environment import SPIN_ENV
+from app.engines.messages import Done, Evaluation, Failed, merge
+from app.engines.process import ChildEngine
+from app.engines.tasks import ClassifyFiles, Task
+from app.engines.worker import await_input, evaluate
 from app.errors import InvalidImage, NotReady
-from app.inference import Classifier
 from app.main import create_app
+from app.model.classifier import Classifier
+from app.model.network import Network
+from app.preprocessing import preprocess
 from tests.conftest import SEVEN, encode
 
 
 def child_pids(client: TestClient) -> list[int]:
-    return [engine.pid for engine in client.app.state.service.batcher._engines]  # type: ignore[attr-defined]
+    return [engine.pid for engine in client.app_state["dataplane"].current.batcher._engines]  # type: ignore[attr-defined]
 
 
 def alive(pid: int) -> bool:
@@ -59,7 +67,7 @@ def test_child_processes_answer_as_the_thread_does(classifier: Classifier, clien
 
 
 def test_a_killed_child_is_replaced_and_no_request_fails(client: TestClient) -> None:
-    batcher = client.app.state.service.batcher  # type: ignore[attr-defined]
+    batcher = client.app_state["dataplane"].current.batcher
     victim = batcher._idle[-1].pid  # the engine the next request goes to
     os.kill(victim, signal.SIGKILL)
     time.sleep(0.2)
@@ -142,8 +150,8 @@ class FakeEngine:
         self.batches.append(len(tasks))
         await asyncio.sleep(self.seconds)
         outcomes = [Done(i, [[]], None) for i in range(len(tasks))]
-        probabilities, scores = np.full((len(tasks), 10), 0.1), np.full(len(tasks), np.nan)
-        return Evaluation(outcomes, len(tasks), 0.0, probabilities, scores, self.seconds)  # type: ignore[arg-type]
+        probabilities = np.full((len(tasks), 10), 0.1, np.float32)
+        return Evaluation(outcomes, len(tasks), 0.0, probabilities, None, None, "fake", self.seconds)  # type: ignore[arg-type]
 
     async def close(self) -> None:
         pass
@@ -161,35 +169,35 @@ class MalformedEngine(FakeEngine):
 def test_an_answer_the_batcher_cannot_deliver_fails_its_requests_rather_than_leaving_them_waiting(
     classifier: Classifier,
 ) -> None:
-    async def scenario() -> list[BaseException | list[object]]:
-        batcher = Batcher(classifier)
+    async def scenario() -> list[BaseException | Classified]:
+        batcher = Batcher(classifier.network)
         engine = MalformedEngine(0.01)
         batcher._engines, batcher._idle = [engine], [engine]
-        first = asyncio.ensure_future(batcher.predict([Upload(b"a")], "mnist", 100))
+        first = asyncio.ensure_future(batcher.run(ClassifyFiles([b"a"], "mnist", 100)))
         await asyncio.sleep(0)  # the first batch runs alone; the next two queue behind it as one batch
-        rest = [asyncio.ensure_future(batcher.predict([Upload(b"b")], "mnist", 100)) for _ in range(2)]
+        rest = [asyncio.ensure_future(batcher.run(ClassifyFiles([b"b"], "mnist", 100))) for _ in range(2)]
         outcomes = await asyncio.wait_for(asyncio.gather(first, *rest, return_exceptions=True), 5)
         await batcher.close()
         return outcomes  # type: ignore[return-value]
 
     first, delivered, undelivered = asyncio.run(scenario())
     assert isinstance(first, ValueError)  # its batch had no outcome at all (zip's strict check)
-    assert isinstance(delivered, list) and isinstance(undelivered, ValueError)  # results up to the fault
+    assert isinstance(delivered, Classified) and isinstance(undelivered, ValueError)  # results up to the fault
 
 
 @pytest.mark.parametrize(("seconds", "spills"), [(0.001, False), (0.3, True)])
 def test_a_second_engine_takes_the_queue_only_behind_a_long_batch(
     classifier: Classifier, seconds: float, spills: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(batching, "SPILL_AFTER_S", 0.05)  # wide margins: a loaded CI machine stays on the right side
+    monkeypatch.setattr(batcher_module, "SPILL_AFTER_S", 0.05)  # wide margins: a loaded CI machine stays on the right side
 
     async def scenario() -> tuple[FakeEngine, FakeEngine]:
-        batcher = Batcher(classifier)
+        batcher = Batcher(classifier.network)
         first, second = FakeEngine(seconds), FakeEngine(seconds)
         batcher._engines, batcher._idle = [second, first], [second, first]  # `first` is taken first
-        one = asyncio.ensure_future(batcher.predict([Upload(b"a")], "mnist", 100))
+        one = asyncio.ensure_future(batcher.run(ClassifyFiles([b"a"], "mnist", 100)))
         await asyncio.sleep(0)
-        rest = [asyncio.ensure_future(batcher.predict([Upload(b"b")], "mnist", 100)) for _ in range(3)]
+        rest = [asyncio.ensure_future(batcher.run(ClassifyFiles([b"b"], "mnist", 100))) for _ in range(3)]
         await asyncio.gather(one, *rest)
         await batcher.close()
         return first, second
@@ -208,18 +216,18 @@ def test_a_second_engine_takes_the_queue_at_once_once_images_have_proved_slow(
     """After a batch whose image took HEAVY_IMAGE_S or more to prepare (a canvas, a photo), the queue no longer waits
     behind a busy engine to grow: the batcher measured that the model's share of the work is small.
     (`first` is the engine taken first, for the warm-up batch and again after it.)"""
-    monkeypatch.setattr(batching, "SPILL_AFTER_S", 10.0)  # no spilling by time in this test
-    monkeypatch.setattr(batching, "HEAVY_IMAGE_S", 0.02)
+    monkeypatch.setattr(batcher_module, "SPILL_AFTER_S", 10.0)  # no spilling by time in this test
+    monkeypatch.setattr(batcher_module, "HEAVY_IMAGE_S", 0.02)
 
     async def scenario() -> tuple[FakeEngine, FakeEngine, float]:
-        batcher = Batcher(classifier)
+        batcher = Batcher(classifier.network)
         first, second = FakeEngine(seconds), FakeEngine(seconds)
         batcher._engines, batcher._idle = [second, first], [second, first]
-        await batcher.predict([Upload(b"a")], "mnist", 100)  # measured: one image took `seconds`
+        await batcher.run(ClassifyFiles([b"a"], "mnist", 100))  # measured: one image took `seconds`
         measured = batcher.image_s
-        one = asyncio.ensure_future(batcher.predict([Upload(b"a")], "mnist", 100))
+        one = asyncio.ensure_future(batcher.run(ClassifyFiles([b"a"], "mnist", 100)))
         await asyncio.sleep(0)
-        rest = [asyncio.ensure_future(batcher.predict([Upload(b"b")], "mnist", 100)) for _ in range(3)]
+        rest = [asyncio.ensure_future(batcher.run(ClassifyFiles([b"b"], "mnist", 100))) for _ in range(3)]
         await asyncio.wait_for(asyncio.gather(one, *rest), 5.0)
         await batcher.close()
         return first, second, measured
@@ -235,7 +243,7 @@ def test_a_second_engine_takes_the_queue_at_once_once_images_have_proved_slow(
 def test_an_evaluation_reports_the_time_its_files_took_to_prepare(classifier: Classifier) -> None:
     """What the batcher's spreading reads: the decoding and preprocessing time, apart from the model's."""
     canvas = encode(Image.new("L", (600, 600), 255))
-    tasks = [Task([SEVEN], "mnist", 10**8), Task([canvas, SEVEN], "mnist", 10**8)]
+    tasks: list[Task] = [ClassifyFiles([SEVEN], "mnist", 10**8), ClassifyFiles([canvas, SEVEN], "mnist", 10**8)]
     started = time.perf_counter()
     evaluation = evaluate(tasks, classifier.network)
     wall = time.perf_counter() - started
@@ -248,7 +256,7 @@ class CrashOnMarker(ChildEngine):
     """A real engine process, killed whenever a batch holds the upload b"CRASH" (as a decoder crash would)."""
 
     async def _evaluate(self, tasks: list[Task]) -> Evaluation:
-        if any(source == b"CRASH" for task in tasks for source in task.files):
+        if any(source == b"CRASH" for task in tasks if isinstance(task, ClassifyFiles) for source in task.files):
             await self.kill()
         return await super()._evaluate(tasks)
 
@@ -258,12 +266,12 @@ def test_an_upload_that_kills_the_engine_is_refused_and_the_rest_answered(classi
         engine = await CrashOnMarker.start(classifier.network)
         before = engine.pid
         tasks = [
-            Task([SEVEN], "mnist", 10**6),
-            Task([SEVEN, b"CRASH", SEVEN], "mnist", 10**6),
-            Task([SEVEN], "mnist", 10**6),
+            ClassifyFiles([SEVEN], "mnist", 10**6),
+            ClassifyFiles([SEVEN, b"CRASH", SEVEN], "mnist", 10**6),
+            ClassifyFiles([SEVEN], "mnist", 10**6),
         ]
         evaluation = await engine.evaluate(tasks)
-        assert engine.pid != before and isinstance(await engine.evaluate([Task([SEVEN], "mnist", 10**6)]), Evaluation)
+        assert engine.pid != before and isinstance(await engine.evaluate([ClassifyFiles([SEVEN], "mnist", 10**6)]), Evaluation)
         assert engine.pid is not None
         serving = alive(engine.pid)
         await engine.close()
@@ -271,20 +279,20 @@ def test_an_upload_that_kills_the_engine_is_refused_and_the_rest_answered(classi
 
     evaluation, before, serving = asyncio.run(scenario())
     first, crashed, last = evaluation.outcomes
-    assert isinstance(first, Done) and isinstance(last, Done) and int(last.rows(evaluation)[0].argmax()) == 7
+    assert isinstance(first, Done) and isinstance(last, Done) and int(evaluation.answer(last).digits[0]) == 7
     assert isinstance(crashed, Failed) and crashed.index == 1 and isinstance(crashed.error, InvalidImage)
     assert "crashed the decoder" in str(crashed.error)
     assert evaluation.batch_size == 2 and not alive(before) and serving
 
 
 def test_a_full_batch_goes_to_an_idle_engine_at_once(classifier: Classifier, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(batching, "SPILL_AFTER_S", 10.0)  # no spilling by time in this test
+    monkeypatch.setattr(batcher_module, "SPILL_AFTER_S", 10.0)  # no spilling by time in this test
 
     async def scenario() -> tuple[FakeEngine, FakeEngine]:
-        batcher = Batcher(classifier, max_batch_size=2)
+        batcher = Batcher(classifier.network, max_batch_size=2)
         first, second = FakeEngine(0.2), FakeEngine(0.2)
         batcher._engines, batcher._idle = [second, first], [second, first]
-        jobs = [asyncio.ensure_future(batcher.predict([Upload(b"a"), Upload(b"b")], "mnist", 100)) for _ in range(2)]
+        jobs = [asyncio.ensure_future(batcher.run(ClassifyFiles([b"a", b"b"], "mnist", 100))) for _ in range(2)]
         await asyncio.wait_for(asyncio.gather(*jobs), 1.0)  # both engines at once: ~0.2 s, not 0.4 s or 10 s
         await batcher.close()
         return first, second
@@ -297,7 +305,7 @@ class HangOnMarker(ChildEngine):
     """A real engine process, stopped (SIGSTOP: it never answers) whenever a batch holds b"HANG"."""
 
     async def _evaluate(self, tasks: list[Task]) -> Evaluation:
-        if any(source == b"HANG" for task in tasks for source in task.files):
+        if any(source == b"HANG" for task in tasks if isinstance(task, ClassifyFiles) for source in task.files):
             assert self.pid is not None
             os.kill(self.pid, signal.SIGSTOP)
         return await super()._evaluate(tasks)
@@ -307,15 +315,15 @@ def test_an_upload_that_stalls_the_engine_is_refused_after_the_timeout(classifie
     async def scenario() -> tuple[Evaluation, int, bool]:
         engine = await HangOnMarker.start(classifier.network, timeout_s=0.5)
         before = engine.pid
-        evaluation = await engine.evaluate([Task([SEVEN], "mnist", 10**6), Task([b"HANG"], "mnist", 10**6)])
+        evaluation = await engine.evaluate([ClassifyFiles([SEVEN], "mnist", 10**6), ClassifyFiles([b"HANG"], "mnist", 10**6)])
         assert engine.pid is not None
-        serving = alive(engine.pid) and isinstance(await engine.evaluate([Task([SEVEN], "mnist", 10**6)]), Evaluation)
+        serving = alive(engine.pid) and isinstance(await engine.evaluate([ClassifyFiles([SEVEN], "mnist", 10**6)]), Evaluation)
         await engine.close()
         return evaluation, before, serving
 
     evaluation, before, serving = asyncio.run(scenario())
     done, stalled = evaluation.outcomes
-    assert isinstance(done, Done) and int(done.rows(evaluation)[0].argmax()) == 7
+    assert isinstance(done, Done) and int(evaluation.answer(done).digits[0]) == 7
     assert (
         isinstance(stalled, Failed) and isinstance(stalled.error, InvalidImage) and "over 0.5 s" in str(stalled.error)
     )
@@ -327,7 +335,7 @@ class CrashOnCompany(ChildEngine):
     in company: every file is fine alone)."""
 
     async def _evaluate(self, tasks: list[Task]) -> Evaluation:
-        if sum(len(task.files) for task in tasks) > 1:
+        if sum(task.size for task in tasks) > 1:
             await self.kill()
         return await super()._evaluate(tasks)
 
@@ -338,13 +346,13 @@ def test_a_retry_keeps_the_results_it_got(classifier: Classifier) -> None:
     async def scenario() -> Evaluation:
         engine = await CrashOnCompany.start(classifier.network)
         try:
-            return await engine.evaluate([Task([SEVEN, SEVEN, SEVEN], "mnist", 10**6, keep_pixels=True)])
+            return await engine.evaluate([ClassifyFiles([SEVEN, SEVEN, SEVEN], "mnist", 10**6, keep_pixels=True)])
         finally:
             await engine.close()
 
     evaluation = asyncio.run(scenario())
     (outcome,) = evaluation.outcomes
-    assert isinstance(outcome, Done) and [int(row.argmax()) for row in outcome.rows(evaluation)] == [7, 7, 7]
+    assert isinstance(outcome, Done) and evaluation.answer(outcome).digits.tolist() == [7, 7, 7]
     assert evaluation.batch_size == 3 and len(outcome.notes) == 3
     assert outcome.pixels is not None and [p.shape for p in outcome.pixels] == [(28, 28)] * 3
 
@@ -352,21 +360,21 @@ def test_a_retry_keeps_the_results_it_got(classifier: Classifier) -> None:
 def test_the_engine_timeout_grows_with_the_files_in_a_batch(classifier: Classifier) -> None:
     engine = ChildEngine(classifier.network, timeout_s=2.0)
     one, sixteen_more = (
-        [Task([SEVEN], "mnist", 10**6)],
-        [Task([SEVEN] * 9, "mnist", 10**6), Task([SEVEN] * 8, "mnist", 10**6)],
+        [ClassifyFiles([SEVEN], "mnist", 10**6)],
+        [ClassifyFiles([SEVEN] * 9, "mnist", 10**6), ClassifyFiles([SEVEN] * 8, "mnist", 10**6)],
     )
     assert engine.timeout_for(one) == 2.0 and engine.timeout_for(sixteen_more) == 4.0
 
 
 def test_a_big_job_is_a_batch_of_its_own(classifier: Classifier) -> None:
     async def scenario() -> FakeEngine:
-        batcher = Batcher(classifier)
+        batcher = Batcher(classifier.network)
         engine = FakeEngine(0.05)
         batcher._engines, batcher._idle = [engine], [engine]
-        first = asyncio.ensure_future(batcher.predict([Upload(b"a")], "mnist", 100))
+        first = asyncio.ensure_future(batcher.run(ClassifyFiles([b"a"], "mnist", 100)))
         await asyncio.sleep(0)  # the first job is running: the next ones queue behind it
-        big = asyncio.ensure_future(batcher.predict([Upload(b"b" * batching.BIG_JOB_BYTES)], "mnist", 100))
-        small = [asyncio.ensure_future(batcher.predict([Upload(b"c")], "mnist", 100)) for _ in range(2)]
+        big = asyncio.ensure_future(batcher.run(ClassifyFiles([b"b" * batcher_module.BIG_JOB_BYTES], "mnist", 100)))
+        small = [asyncio.ensure_future(batcher.run(ClassifyFiles([b"c"], "mnist", 100))) for _ in range(2)]
         await asyncio.gather(first, big, *small)
         await batcher.close()
         return engine
@@ -380,10 +388,10 @@ def test_no_upload_is_decoded_in_the_server_process(classifier: Classifier, monk
     def in_the_server(*args: object, **kwargs: object) -> None:
         raise AssertionError("an upload was decoded in the server process")
 
-    monkeypatch.setattr("app.engine.preprocess", in_the_server)
+    monkeypatch.setattr("app.engines.tasks.classify.preprocess", in_the_server)
     rng = np.random.default_rng(0)
     big = encode(Image.fromarray(rng.integers(0, 256, (800, 800), dtype=np.uint8)))  # noise: ~640 KB
-    assert len(big) > batching.BIG_JOB_BYTES
+    assert len(big) > batcher_module.BIG_JOB_BYTES
     seven = Image.open(io.BytesIO(SEVEN)).convert("L").resize((600, 600))
     with TestClient(create_app(Settings(engine_processes=1), classifier)) as client:
         for data in (SEVEN, big, encode(seven)):
@@ -404,12 +412,12 @@ class RetiringEngine(FakeEngine):
 
 def test_an_engine_that_asks_to_be_replaced_is_recycled_between_batches(classifier: Classifier) -> None:
     async def scenario() -> tuple[RetiringEngine, list[int]]:
-        batcher = Batcher(classifier)
+        batcher = Batcher(classifier.network)
         engine = RetiringEngine(0.01)
         batcher._engines, batcher._idle = [engine], [engine]
         answered = []
         for _ in range(3):  # one after another: the second waits for the recycling, and is answered
-            answered.append(len(await batcher.predict([Upload(b"a")], "mnist", 100)))
+            answered.append(len(await batcher.run(ClassifyFiles([b"a"], "mnist", 100))))
         await batcher.close()
         return engine, answered
 
@@ -430,7 +438,7 @@ def test_a_refused_upload_leaves_nothing_for_the_garbage_collector(classifier: C
         ],
         "bomb": encode(Image.new("L", (9000, 9000), 0), "PNG"),
     }[kind]
-    task = Task([data], "mnist", max_pixels=1_000_000 if kind == "bomb" else 40_000_000)
+    task = ClassifyFiles([data], "mnist", max_pixels=1_000_000 if kind == "bomb" else 40_000_000)
     evaluate([task], classifier.network)  # warm: first calls import and cache lazily
     gc.collect()
     gc.disable()
@@ -454,7 +462,7 @@ def test_an_engine_killed_while_idle_is_replaced_at_once(classifier: Classifier)
             if engine.pid not in (None, before) and alive(engine.pid):  # type: ignore[arg-type]
                 break
         after = engine.pid
-        answered = isinstance(await engine.evaluate([Task([SEVEN], "mnist", 10**6)]), Evaluation)
+        answered = isinstance(await engine.evaluate([ClassifyFiles([SEVEN], "mnist", 10**6)]), Evaluation)
         await engine.close()
         return before, after, answered
 
@@ -482,13 +490,13 @@ def test_a_child_that_dies_while_starting_is_replaced_again_then_the_engine_says
         engine.failures = 1
         os.kill(engine.pid, signal.SIGKILL)  # the batch finds it dead; its first replacement dies too
         await asyncio.sleep(0.2)
-        answered = await engine.evaluate([Task([SEVEN], "mnist", 10**6)])
+        answered = await engine.evaluate([ClassifyFiles([SEVEN], "mnist", 10**6)])
         engine.failures = 10
         assert engine.pid is not None
         os.kill(engine.pid, signal.SIGKILL)
         await asyncio.sleep(0.2)
         try:
-            await engine.evaluate([Task([SEVEN], "mnist", 10**6)])
+            await engine.evaluate([ClassifyFiles([SEVEN], "mnist", 10**6)])
             raised = None
         except Exception as exc:
             raised = type(exc)
@@ -513,7 +521,7 @@ def test_an_engine_whose_child_dies_while_it_first_starts_starts_another(classif
 
     async def scenario() -> tuple[Evaluation, type[BaseException] | None]:
         engine = await DiesTwice.start(classifier.network)
-        answered = await engine.evaluate([Task([SEVEN], "mnist", 10**6)])
+        answered = await engine.evaluate([ClassifyFiles([SEVEN], "mnist", 10**6)])
         await engine.close()
         try:
             await DiesEveryTime.start(classifier.network)
@@ -546,7 +554,7 @@ def test_killing_a_child_whose_exit_is_not_yet_reported_is_not_an_error(classifi
         engine = await ChildEngine.start(classifier.network)
         engine._child = AlreadyGone(engine._child)  # type: ignore[assignment]
         await engine.kill()  # raised ProcessLookupError out of the retry path: a 500 under make chaos
-        answered = isinstance(await engine.evaluate([Task([SEVEN], "mnist", 10**6)]), Evaluation)
+        answered = isinstance(await engine.evaluate([ClassifyFiles([SEVEN], "mnist", 10**6)]), Evaluation)
         await engine.close()
         return answered
 
@@ -562,10 +570,10 @@ def test_closing_mid_batch_stops_the_engines_without_a_retry(
     slow = encode(Image.fromarray(noise))  # a noise PNG: tens of milliseconds to decode
 
     async def scenario() -> tuple[BaseException | None, list[int]]:
-        batcher = Batcher(classifier)
+        batcher = Batcher(classifier.network)
         await batcher.start(processes=1)
         pids = [engine.pid for engine in batcher._engines]  # type: ignore[attr-defined]
-        request = asyncio.ensure_future(batcher.predict([Upload(slow)] * 8, "mnist", 40_000_000))
+        request = asyncio.ensure_future(batcher.run(ClassifyFiles([slow] * 8, "mnist", 40_000_000)))
         await asyncio.sleep(0.05)  # in the engine now
         await batcher.close()
         outcome = await asyncio.wait_for(asyncio.gather(request, return_exceptions=True), 10)
@@ -605,3 +613,46 @@ def test_the_engine_spin_setting_reaches_the_children(classifier: Classifier) ->
         assert environ[SPIN_ENV] == "2.5"
         assert c.post("/v1/predict", files={"file": SEVEN}).json()["digit"] == 7
         assert c.post("/v1/predict", files={"file": SEVEN}).json()["digit"] == 7  # the next batch, after polling
+
+
+def post_seven(client: TestClient, kind: str) -> int:
+    """The digit answered for the hand-drawn 7, sent as a file to /v1 or as MNIST-form pixels to /v2."""
+    if kind == "file":
+        response = client.post("/v1/predict", files={"file": SEVEN})
+        assert response.status_code == 200, response.text
+        return int(response.json()["digit"])
+    rows = flatten_and_scale(preprocess(SEVEN).pixels[None])
+    body = {"inputs": [{"name": "pixels", "datatype": "FP32", "shape": [1, 784], "data": rows.ravel().tolist()}]}
+    response = client.post("/v2/models/mnist-mlp/infer", json=body)
+    assert response.status_code == 200, response.text
+    (digit,) = [output["data"] for output in response.json()["outputs"] if output["name"] == "digit"]
+    return int(digit[0])
+
+
+@pytest.mark.parametrize("kind", ["file", "pixels"])
+def test_no_evaluation_runs_in_the_server_process(
+    classifier: Classifier, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/v2's pixel rows are evaluated in an engine, as files are: the server's own copy of the network is never called."""
+
+    def in_the_server(*args: object) -> None:
+        raise AssertionError("the model was evaluated in the server process")
+
+    with TestClient(create_app(Settings(engine_processes=1), classifier)) as client:
+        monkeypatch.setattr(Network, "__call__", in_the_server)
+        assert post_seven(client, kind) == 7
+
+
+@pytest.mark.parametrize("kind", ["file", "pixels"])
+def test_a_request_waits_on_and_recovers_from_a_stopped_engine(classifier: Classifier, kind: str) -> None:
+    """A request whose engine is frozen (SIGSTOP) waits for the engine timeout, then is answered by the
+    engine that replaces it: /v2 pixel rows as /v1 files."""
+    with TestClient(create_app(Settings(engine_processes=1, engine_timeout_s=1.0), classifier)) as client:
+        assert post_seven(client, kind) == 7
+        (victim,) = child_pids(client)
+        os.kill(victim, signal.SIGSTOP)
+        started = time.perf_counter()
+        assert post_seven(client, kind) == 7
+        assert time.perf_counter() - started >= 1.0  # it waited for the timeout, not for a thread in the server
+        (replacement,) = child_pids(client)
+        assert replacement != victim and alive(replacement) and not alive(victim)

@@ -1,0 +1,1 @@
+"""Tests of app/preprocessing/: each step, the PNG fast path, HEIC/HEIF and AVIF uploads."""
