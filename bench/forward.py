@@ -1,4 +1,4 @@
-"""The served forward pass in-process, per batch size: `forward` (app/inference.py) against the plain
+"""The served forward pass in-process, per batch size: `forward` (app/model/) against the plain
 dense product `x @ kernel` per layer, on MNIST digits (a different batch of them each call, up to 200
 batches, from the committed 1,000-digit sample), one BLAS thread, best of 5 passes.
 
@@ -7,7 +7,7 @@ batches, from the committed 1,000-digit sample), one BLAS thread, best of 5 pass
 What it shows: the sparse products, ROW_BY_ROW and the padding to BLAS_ROWS (why they are there,
 and what they buy: the sizes include 7, 11 and 31, which are padded), and the cost
 of a batch of 1 and of 64 (issue 14's limit on a wider net). For a model with a digit scorer, `served us`
-is what an engine runs, the classifier and the scorer (app/inference.py's Network); run it on the model
+is what an engine runs, the classifier and the scorer (app/model/network.py's Network); run it on the model
 before and after a retraining to compare (issue 14: at most 1.5x at batch 1 and 64).
 
 `--idle-ms` sleeps that long between calls (not timed), as an engine waits for its next batch: on this

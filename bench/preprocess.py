@@ -20,7 +20,7 @@ A last row, not a target, is the steps' fixed cost: 28x28 PNGs of the same digit
 centre, so they take every step on images with almost no pixels. No kind can be preprocessed in less
 than its decode plus about this, so a kind whose decode is under twice it cannot meet 1.5x. Then the
 same digits as they are, in MNIST's form, saved as plain grayscale PNGs: preprocess decodes them with
-libspng (app/png.py) and uses them as they are; its time is shown beside Pillow's decode alone and
+libspng (app/preprocessing/png.py) and uses them as they are; its time is shown beside Pillow's decode alone and
 beside preprocess with Pillow decoding them (without pyspng).
 """
 
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     with mock.patch.object(png, "pyspng", None):  # the same files decoded by Pillow, as without the fast path
         pillow_pre, _, _ = measure(files, args.repeats)
     print(
-        f"{MNIST_FORM:<20} {pre:>8.3f} ms {dec:>6.3f} ms   decoded by libspng (app/png.py) and used as is; "
+        f"{MNIST_FORM:<20} {pre:>8.3f} ms {dec:>6.3f} ms   decoded by libspng (app/preprocessing/png.py) and used as is; "
         f"{pillow_pre:.3f} ms decoded by Pillow ({pillow_pre / pre:.2f}x)"
     )
     return 1 if missed else 0

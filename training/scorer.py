@@ -16,7 +16,7 @@ the threshold, for every reader. The held-out non-digits that measure it are too
 made another way on purpose (python -m tools.digit_scores).
 
 Saved as `<model stem>.digit.keras` beside the model; the model's metadata (`digit_score`) names the
-file, its sha256 and the threshold, which app/inference.py reads.
+file, its sha256 and the threshold, which app/model/ reads.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ cli = typer.Typer(
 
 
 class Preprocess(StrEnum):
-    """The service's preprocessing modes (app/preprocessing.py, `?preprocess=` on /v1)."""
+    """The service's preprocessing modes (app/preprocessing/, `?preprocess=` on /v1)."""
 
     mnist = "mnist"
     simple = "simple"

@@ -5,7 +5,7 @@ The model `mnist-mlp` takes one input, either
 - `image`: BYTES [N], encoded image files (base64 strings in JSON; raw bytes in binary form), which go
   through the same data plane, and so the same preprocessing, as /v1/predict,
 and answers `probabilities` FP32 [N, 10] and `digit` INT64 [N]. The wire format is codec.py's; the
-bodies' types are types.py's. Errors are rendered as the protocol's {"error"} (app/policy.py).
+bodies' types are types.py's. Errors are rendered as the protocol's {"error"} (app/api/policy.py).
 """
 
 from __future__ import annotations
