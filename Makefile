@@ -24,7 +24,7 @@ test: venv  ## the test suite (set MNIST_NPZ=../shared/data/mnist.npz for the fu
 	$(BIN)/python -m pytest
 
 browser-test: venv  ## only the headless-Chromium tests of the page and the docs (screenshots in artifacts/screenshots/)
-	$(BIN)/python -m pytest tests/test_browser.py
+	$(BIN)/python -m pytest tests/api/test_browser.py
 
 train: $(VENV)/.installed-train  ## retrain models/mnist-mlp.keras (PRESET=default; TRAIN_ARGS="--data ../shared/data/mnist.npz")
 	$(BIN)/python -m training --preset $(PRESET) $(TRAIN_ARGS)

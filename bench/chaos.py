@@ -8,7 +8,7 @@ well-formed requests only: 28x28 digit PNGs, photo-like JPEGs and 8-file batches
 /v1/predict/batch. Every answer is checked against the probabilities the same server gave the same
 request before the chaos began, so a killed or frozen engine must change nothing in any answer (that
 those first answers are right is the test suite's business). Meanwhile:
-- every 2 s an engine process (`python -m app.engine`) gets SIGKILL;
+- every 2 s an engine process (`python -m app.engines.worker`) gets SIGKILL;
 - every 10 s another one is frozen with SIGSTOP for 5 s, then continued (SIGCONT);
 - in the `workers` run (WEB_CONCURRENCY=2), one of the two uvicorn workers also gets SIGKILL halfway.
 

@@ -13,7 +13,7 @@ mid-upload, and hostile JSON on /v2 (50,000 nested objects, `data` nested 5,000 
 integer and `true` as FP32 values). The first `--warmup` seconds (default min(60, seconds / 5)) are
 warm-up under the same load.
 
-The resident memory of the server process and of each of its engine children (`python -m app.engine`,
+The resident memory of the server process and of each of its engine children (`python -m app.engines.worker`,
 found through /proc) is sampled every `--interval` s (default 0.5) from start to end; a replaced engine
 (new PID) is a new series. Checks, exit status 1 when one fails:
 - zero 5xx answers, over the whole run;

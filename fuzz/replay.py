@@ -9,7 +9,7 @@ later round grows the RSS (a leak), the peak passes `--peak-limit-mb` (one input
 an input takes over `--max-seconds` (2 s). Instrumented Python runs several times slower, which is why
 the time limit is checked here and libFuzzer's own -timeout is a looser guard.
 
-It runs with the engines' allocator settings (app.engine.ALLOCATOR_ENV; it restarts itself with them if
+It runs with the engines' allocator settings (app.engines.environment.ALLOCATOR_ENV; it restarts itself with them if
 they are not set), since the engines are where uploads are decoded. Under glibc's defaults the mmap
 threshold rises after the first big free, and the RSS steps up once, in round 2, by 10-20 MiB on a
 fresh corpus: a change of allocator policy that the engines don't have, not a leak (the same corpus is
@@ -29,7 +29,8 @@ import time
 import warnings
 from pathlib import Path
 
-from app.engine import ALLOCATOR_ENV, Resident
+from app.engines.environment import ALLOCATOR_ENV
+from app.engines.worker import Resident
 from app.errors import ImageError
 from app.preprocessing import DEFAULT_MAX_PIXELS, Mode, preprocess
 

@@ -24,9 +24,11 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.model.classifier import Classifier
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 MODEL = ROOT / "models" / "mnist-mlp.keras"  # the committed model
@@ -124,3 +126,17 @@ def running_server(env: dict[str, str] | None = None, ready_timeout: float = 90.
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def child_pids(client: TestClient) -> list[int]:
+    """The PIDs of the engine processes of an app running in `client` (its lifespan state's data plane)."""
+    return [engine.pid for engine in client.app_state["dataplane"].current.batcher._engines]  # type: ignore[attr-defined]
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # not a zombie: reaped or running

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from fastapi.routing import APIRoute
 
+from app.api.policy import RoutePolicy, body_cap, policy_for
 from app.config import Settings
 from app.main import create_app
-from app.api.policy import RoutePolicy, body_cap, policy_for
+
+
 def test_comma_separated_cors_origins_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MNIST_CORS_ORIGINS", " https://a.example, https://b.example ,")
     assert Settings().cors_origins == ["https://a.example", "https://b.example"]

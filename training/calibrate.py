@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from app.model.calibration import ECE_BINS, expected_calibration_error, softmax
+
 T_RANGE = (0.05, 20.0)
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from app.model.calibration import ECE_BINS, expected_calibration_error
 from app.contract import NUM_CLASSES, flatten_and_scale
+from app.model.calibration import ECE_BINS, expected_calibration_error
 from training.data import DataError, load_mnist
 
 

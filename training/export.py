@@ -32,6 +32,7 @@ import numpy as np
 
 from app.contract import INPUT_SIZE, MODEL_NAME, NUM_CLASSES, flatten_and_scale
 from app.model.keras_file import ModelLoadError, check_model_files, load_keras_model
+
 FORMATS = ("saved_model", "litert", "onnx")
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "probabilities"

@@ -56,6 +56,7 @@ def plot_reliability(probabilities: np.ndarray, labels: np.ndarray, path: Path, 
     """Reliability diagram (15 bins): accuracy against mean confidence per bin, the diagonal, and the
     share of predictions in each bin (log scale, below)."""
     from app.model.calibration import ECE_BINS, expected_calibration_error, reliability
+
     r = reliability(probabilities, labels, ECE_BINS)
     ece = expected_calibration_error(probabilities, labels, ECE_BINS)
     fig = Figure(figsize=(6, 7))

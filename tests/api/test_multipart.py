@@ -14,6 +14,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from app.api.v1.multipart import file_parts
+
+
 async def echo(request: Request) -> Response:
     """What Starlette's own parser makes of the body: every field's name, filename and bytes, as a repr."""
     form = await request.form()

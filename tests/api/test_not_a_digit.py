@@ -17,9 +17,9 @@ from PIL import Image, ImageDraw
 
 from app.config import Settings
 from app.contract import flatten_and_scale
+from app.main import create_app
 from app.model.classifier import Classifier
 from app.model.keras_file import ModelLoadError
-from app.main import create_app
 from tests.conftest import DATA, MODEL, SEVEN, encode
 
 

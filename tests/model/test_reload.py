@@ -23,13 +23,13 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.model import gate
 from app.config import Settings
 from app.contract import sha256_file
-from app.model.classifier import Classifier
 from app.main import create_app
-from app.preprocessing import preprocess
+from app.model import gate
+from app.model.classifier import Classifier
 from app.model.reload import Reloader
+from app.preprocessing import preprocess
 from tests.conftest import MODEL, SEVEN, copy_model, running_server
 
 BOUNDARY = "reloadboundary"
@@ -270,6 +270,7 @@ def test_the_index_shows_a_candidate_loading(
 def test_polling_waits_for_a_half_written_file_and_refuses_a_broken_one_once(served: Path) -> None:
     async def scenario() -> list[tuple[str, str]]:
         from app.dataplane import DataPlane
+
         settings = Settings(model_path=served, model_poll_s=0, engine_processes=0)
         service = await DataPlane.start(Classifier.load(served), settings)
         reloader = Reloader(service, settings)
@@ -424,8 +425,9 @@ def test_a_bad_model_at_start_up_with_an_absolute_bar_is_refused(served: Path) -
 def test_a_file_replaced_while_the_server_starts_is_noticed(served: Path) -> None:
     """The files' fingerprint is taken before the model is read from them: a model copied in between
     (another worker starting, say) is loaded at the next poll, not taken for the one being served."""
-    from app.model.reload import Fingerprint
     from app.dataplane import DataPlane
+    from app.model.reload import Fingerprint
+
     async def scenario() -> tuple[str, str]:
         settings = Settings(model_path=served, model_poll_s=0, engine_processes=0)
         before = Fingerprint.of(served)  # as the lifespan does, before loading

@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from app.config import Settings
-from app.model.classifier import Classifier
-from app.main import create_app
 from app.api.middleware.limits import BodyLimitMiddleware, ConcurrencyLimitMiddleware
 from app.api.middleware.security import ConfigError, load_api_keys
+from app.config import Settings
+from app.main import create_app
+from app.model.classifier import Classifier
 from tests.conftest import SEVEN
 
 KEY = "s3cret-key-0123456789"

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.config import Settings
-from app.model.classifier import Classifier
 from app.main import create_app
+from app.model.classifier import Classifier
 from app.preprocessing import ImageError, preprocess
 from tests.conftest import SEVEN, encode, load_sample
 

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from app.api.v2.codec import MAX_JSON_ROWS, MAX_ROWS
 from app.config import Settings
 from app.contract import flatten_and_scale
-from app.model.classifier import Classifier
 from app.main import create_app
+from app.model.classifier import Classifier
 from app.preprocessing import preprocess
-from app.api.v2.codec import MAX_JSON_ROWS, MAX_ROWS
 from tests.conftest import SEVEN, png, running_server
 
 INFER = "/v2/models/mnist-mlp/infer"

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.contract import flatten_and_scale
-from app.model.classifier import Classifier
 from app.main import create_app
+from app.model.classifier import Classifier
 from app.schemas import BatchPrediction, ErrorResponse, Prediction
 from tests.conftest import SEVEN, png
 
