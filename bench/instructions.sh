@@ -5,7 +5,7 @@
 #   bench/instructions.sh [preprocess] [KIND...]      instructions per file of `preprocess`
 #       (default KINDs: scan_jpeg phone_photo canvas_black bmp; FILES=20 files a kind)
 #   bench/instructions.sh server [digit canvas batch]  instructions per request of `python -m app`,
-#       for the server process and for its engine processes (`python -m app.engine`) apart
+#       for the server process and for its engine processes (`python -m app.engines.worker`) apart
 #
 # A/B a change: REPO=/path/to/checkout (git worktree add /tmp/before HEAD~1) runs that checkout's code
 # with this checkout's venv (PYTHON= to use another interpreter), so the other checkout needs no venv.
@@ -149,7 +149,7 @@ free_port() {
   "$python" -c "import socket; s = socket.socket(); s.bind(('$host', 0)); print(s.getsockname()[1])"
 }
 
-engine_pids() {  # the server's children that run app.engine (each valgrind'd: --trace-children)
+engine_pids() {  # the server's children that run app.engines.worker (each valgrind'd: --trace-children)
   local pid
   for pid in $(pgrep -P "$server_pid" || true); do
     if tr '\0' ' ' < "/proc/$pid/cmdline" 2> /dev/null | grep -q 'app\.engine'; then echo "$pid"; fi
