@@ -1,8 +1,9 @@
 """Server-side dynamic batching, as TF Serving's and Triton's batchers do it, on the event loop.
 
-Requests queue tasks (app/engines/tasks/); whenever an engine (app/engines/process.py) is idle it takes everything queued, up to
-`max_batch_size` images, decodes and preprocesses it and evaluates the model once for all of it. When
-the server is idle a job starts at once; under load, jobs that arrive while the engines are busy form
+Requests queue tasks (app/engines/tasks/); whenever an engine (app/engines/process.py) is idle it takes
+everything queued, up to `max_batch_size` images, prepares each task's inputs (decodes and preprocesses
+files; pixel rows are ready) and evaluates the model once for all of them. When the server is idle a
+job starts at once; under load, jobs that arrive while the engines are busy form
 the next batch, so batches grow with load without any added wait. `max_wait_s` > 0 additionally holds
 a batch open that long for requests already being received.
 

@@ -37,7 +37,7 @@ KNOWN = tuple(KINDS.values())
 def evaluate(tasks: list[Task], network: Network) -> Evaluation:
     """Prepare each task's inputs, then evaluate the model once on the images of every good task."""
     started = time.perf_counter()
-    prepared = [task.prepare() if isinstance(task, KNOWN) else unknown(task) for task in tasks]
+    prepared = [task.prepare(network) if isinstance(task, KNOWN) else unknown(task) for task in tasks]
     rows = [entry.rows for entry in prepared if isinstance(entry, Prepared)]
     prepared_at = time.perf_counter()
     prepare_seconds, started = prepared_at - started, prepared_at

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import ClassVar, Protocol
 
 from app.engines.messages import Failed, Prepared
+from app.model.network import Network
 
 
 class Task(Protocol):
@@ -22,8 +23,9 @@ class Task(Protocol):
         """Bytes of encoded input: a task with many is a batch of its own (decoding it is slow)."""
         ...
 
-    def prepare(self) -> Prepared | Failed:
-        """In the engine: its inputs as the model's rows, or the first one that cannot be."""
+    def prepare(self, network: Network) -> Prepared | Failed:
+        """In the engine: its inputs as the model's rows, or the first one that cannot be. `network` is
+        there for a task that asks the model while preparing (cutting a number into digits)."""
         ...
 
     def split(self) -> list[Task]:

@@ -11,6 +11,7 @@ from app.contract import flatten_and_scale
 from app.engines.messages import Failed, Prepared
 from app.engines.tasks.base import Task
 from app.errors import ImageError
+from app.model.network import Network
 from app.preprocessing import Mode, preprocess
 
 
@@ -33,7 +34,7 @@ class ClassifyFiles:
     def nbytes(self) -> int:
         return sum(len(data) for data in self.files)
 
-    def prepare(self) -> Prepared | Failed:
+    def prepare(self, network: Network) -> Prepared | Failed:
         """Each file in MNIST form; the task stops at its first bad file."""
         images = []
         for index, data in enumerate(self.files):

@@ -9,6 +9,7 @@ import numpy as np
 
 from app.engines.messages import Failed, Prepared
 from app.engines.tasks.base import Task
+from app.model.network import Network
 
 
 @dataclass
@@ -25,7 +26,7 @@ class EvaluatePixels:
     def nbytes(self) -> int:
         return 0  # nothing to decode: never a batch of its own for its size
 
-    def prepare(self) -> Prepared | Failed:
+    def prepare(self, network: Network) -> Prepared | Failed:
         return Prepared(self.rows, [[] for _ in range(len(self.rows))], None)
 
     def split(self) -> list[Task]:
