@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from app.contract import NUM_CLASSES
 from app.engines.environment import SPIN_ENV
 from app.engines.messages import Done, Evaluation, Failed, Prepared, read_message, write_message
 from app.engines.tasks import KINDS, Task
@@ -44,7 +45,7 @@ def evaluate(tasks: list[Task], network: Network) -> Evaluation:
     if rows:
         probabilities, scores = network(rows[0] if len(rows) == 1 else np.concatenate(rows))  # one pass for all
     else:
-        probabilities, scores = np.empty((0, len(network.classifier[-1].bias)), np.float32), None
+        probabilities, scores = np.empty((0, NUM_CLASSES), np.float32), None
     seconds = time.perf_counter() - started
     outcomes: list[Done | Failed] = []
     start = 0
