@@ -4,9 +4,11 @@ JSON, /v2's tensors, the command line's table). Pure numpy."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+Box = tuple[int, int, int, int]  # x, y, width, height in the upright image's pixels
 
 
 @dataclass
@@ -19,6 +21,7 @@ class Classified:
     notes: list[list[str]]  # what preprocessing did to each image
     pixels: list[np.ndarray] | None  # the (28, 28) uint8 images the model saw, when they were asked for
     version: str  # of the model that computed them
+    layouts: list[Layout] | None = None  # read-files: where each file's images (its digits) were found
 
     def __len__(self) -> int:
         return len(self.probabilities)
@@ -27,3 +30,75 @@ class Classified:
     def digits(self) -> np.ndarray:
         """(N,) int64: the most probable digit of each image."""
         return self.probabilities.argmax(axis=1).astype(np.int64)
+
+
+@dataclass
+class Mark:
+    """A small mark between digits (not a digit: left out of a reading's text): its likeliest character."""
+
+    char: str  # ".", ",", "-" or "/"
+    box: Box
+    line: int
+
+
+@dataclass
+class Layout:
+    """Where one file's digits are: the next `len(boxes)` images of the answers, in reading order (lines
+    top to bottom, digits left to right), each with its box and line; and the file's marks and notes."""
+
+    boxes: list[Box]
+    lines: list[int]
+    marks: list[Mark] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReadDigit:
+    digit: int
+    confidence: float  # its probability (the model is calibrated)
+    probabilities: np.ndarray  # (10,) float32
+    digit_score: float | None
+    is_digit: bool | None
+    box: Box
+    line: int
+    pixels: np.ndarray | None  # (28, 28) uint8, when asked for
+
+
+@dataclass
+class Reading:
+    """A number read from one image."""
+
+    text: str  # the digits left to right, lines joined by "\n"
+    confidence: float  # the probability that every digit is right: the product of theirs
+    digits: list[ReadDigit]
+    marks: list[Mark]
+    notes: list[str]
+    version: str
+
+
+def readings(classified: Classified) -> list[Reading]:
+    """The read-files task's answers, one Reading per file, from its rows and layouts."""
+    out: list[Reading] = []
+    start = 0
+    digits, confidences = classified.digits, classified.probabilities.max(axis=1)
+    for layout in classified.layouts or []:
+        rows = range(start, start + len(layout.boxes))
+        start = rows.stop
+        found = [
+            ReadDigit(
+                int(digits[i]),
+                float(confidences[i]),
+                classified.probabilities[i],
+                None if classified.digit_scores is None else float(classified.digit_scores[i]),
+                None if classified.is_digit is None else bool(classified.is_digit[i]),
+                layout.boxes[i - rows.start],
+                layout.lines[i - rows.start],
+                None if classified.pixels is None else classified.pixels[i],
+            )
+            for i in rows
+        ]
+        lines = max(layout.lines, default=-1) + 1
+        text = "\n".join("".join(str(d.digit) for d in found if d.line == n) for n in range(lines))
+        confidence = float(np.prod([d.confidence for d in found])) if found else 0.0
+        out.append(Reading(text, confidence, found, layout.marks, layout.notes, classified.version))
+    return out

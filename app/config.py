@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     )
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, description="largest image (width x height) decoded (413 beyond)")
     max_batch_files: int = Field(64, ge=1, description="most files in one /v1/predict/batch request")
+    max_digits: int = Field(64, ge=1, description="most digits /v1/read reads in one image (422 beyond)")
     batch_max_size: int = Field(64, ge=1, description="most images the batcher evaluates in one model call")
     batch_max_wait_ms: float = Field(
         0.0, ge=0, le=100, description="how long a batch waits for requests still being received (0: never)"

@@ -4,6 +4,7 @@ REST /v1, REST /v2 and the in-process command line (and any further transport) t
 formats at the edge and call a `DataPlane` (as MLServer's REST and gRPC servers share its
 handlers/dataplane.py):
 - `predict_files`: encoded image files -> their answers (the classify-files task);
+- `read_files`: encoded images of whole numbers -> their readings (the read-files task);
 - `infer_pixels`: rows already in the model's input form -> their answers (the evaluate-pixels task);
 - `model`: the served model's description; `ready`: whether requests are taken;
 - `reload` and `repository_index`: hot reload (app/model/reload.py) and its state.
@@ -26,11 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from app.answers import Classified
+from app.answers import Classified, Reading, readings
 from app.config import Settings
 from app.engines.batcher import Batcher
 from app.engines.messages import Evaluation
-from app.engines.tasks import ClassifyFiles, EvaluatePixels
+from app.engines.tasks import ClassifyFiles, EvaluatePixels, ReadFiles
 from app.errors import ImageError
 from app.model import gate
 from app.model.classifier import Classifier, load_classifier
@@ -159,6 +160,18 @@ class DataPlane:
         task = ClassifyFiles([upload.data for upload in uploads], mode, self.settings.max_pixels, keep_pixels)
         try:
             return await self.current.batcher.run(task)
+        except ImageError as exc:
+            exc.filename = uploads[exc.index or 0].filename
+            raise
+
+    async def read_files(self, uploads: list[Upload], keep_pixels: bool = False) -> list[Reading]:
+        """Read the number in each encoded image file, in an engine: its digits cut apart and classified;
+        raises the ImageError of the first bad file (TooManyDigits over MNIST_MAX_DIGITS), with its
+        `index` and `filename` set. `keep_pixels`: also each digit's 28x28 image."""
+        settings = self.settings
+        task = ReadFiles([upload.data for upload in uploads], settings.max_pixels, settings.max_digits, keep_pixels)
+        try:
+            return readings(await self.current.batcher.run(task))
         except ImageError as exc:
             exc.filename = uploads[exc.index or 0].filename
             raise

@@ -107,3 +107,9 @@ class UnsupportedImageType(ImageError):
 
 class BlankImage(ImageError):
     status, code = 422, "blank_image"
+
+
+class TooManyDigits(ImageError):
+    """An image to read with more digits than MNIST_MAX_DIGITS."""
+
+    status, code = 422, "too_many_digits"

@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from app.answers import Classified
+from app.answers import Classified, Layout
 from app.contract import NUM_CLASSES
 
 HEADER = struct.Struct("<Q")
@@ -23,6 +23,7 @@ class Prepared:
     rows: np.ndarray  # (n, 784) float32 in [0, 1]
     notes: list[list[str]]  # what preprocessing did, per image
     pixels: list[np.ndarray] | None  # the (28, 28) uint8 images, when the task sends them back
+    layouts: list[Layout] | None = None  # read-files: which rows are each file's digits, and where
 
 
 @dataclass
@@ -30,8 +31,9 @@ class Done:
     """A task's images were evaluated: their rows of the evaluation's arrays start at `start`."""
 
     start: int
-    notes: list[list[str]]
+    notes: list[list[str]]  # one per image (row)
     pixels: list[np.ndarray] | None
+    layouts: list[Layout] | None = None
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Evaluation:
             done.notes,
             done.pixels,
             self.version,
+            done.layouts,
         )
 
 
@@ -80,7 +83,7 @@ def merge(parts: list[Evaluation]) -> Evaluation:
     for part in parts:
         for outcome in part.outcomes:
             if isinstance(outcome, Done):
-                outcome = Done(outcome.start + offset, outcome.notes, outcome.pixels)
+                outcome = Done(outcome.start + offset, outcome.notes, outcome.pixels, outcome.layouts)
             outcomes.append(outcome)
         offset += len(part.probabilities)
     called = [part for part in parts if part.batch_size]
@@ -103,7 +106,8 @@ def join(parts: list[Evaluation]) -> Evaluation:
     done = [outcome for outcome in merged.outcomes if isinstance(outcome, Done)]
     assert len(done) == len(merged.outcomes)
     pixels = None if any(o.pixels is None for o in done) else [p for o in done for p in o.pixels or []]
-    merged.outcomes = [Done(0, [notes for o in done for notes in o.notes], pixels)]
+    layouts = None if any(o.layouts is None for o in done) else [x for o in done for x in o.layouts or []]
+    merged.outcomes = [Done(0, [notes for o in done for notes in o.notes], pixels, layouts)]
     return merged
 
 

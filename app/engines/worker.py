@@ -53,7 +53,7 @@ def evaluate(tasks: list[Task], network: Network) -> Evaluation:
         if isinstance(entry, Failed):
             outcomes.append(entry)
         else:
-            outcomes.append(Done(start, entry.notes, entry.pixels))
+            outcomes.append(Done(start, entry.notes, entry.pixels, entry.layouts))
             start += len(entry.rows)
     return Evaluation(
         outcomes, start, seconds, probabilities, scores, network.is_digit(scores), network.version, prepare_seconds

@@ -35,7 +35,7 @@ from PIL import Image
 
 from app.contract import DEFAULT_MAX_PIXELS, flatten_and_scale
 from app.errors import BlankImage, ImageError, ImageTooLarge, InvalidImage, UnsupportedImageType
-from app.preprocessing.background import fit_background, normalise_polarity
+from app.preprocessing.background import Background, fit_background, normalise_polarity
 from app.preprocessing.decode import FORMAT_NAMES, FORMATS, apply_exif_orientation, decode
 from app.preprocessing.form import SIDE, as_mnist_digit, mnist_form_png
 from app.preprocessing.gray import flatten_transparency, thumbnail, to_gray_and_alpha
@@ -53,8 +53,10 @@ __all__ = [
     "ImageTooLarge",
     "InvalidImage",
     "Mode",
+    "Page",
     "Preprocessed",
     "UnsupportedImageType",
+    "open_page",
     "preprocess",
     "simple_pixels",
     "to_mnist_form",
@@ -87,19 +89,46 @@ def preprocess(data: bytes, mode: Mode = "mnist", max_pixels: int = DEFAULT_MAX_
         return Preprocessed(simple_pixels(image), notes)
     if (pixels := as_mnist_digit(image)) is not None:
         return Preprocessed(pixels, notes)
+    page = open_page(image, notes)
+    if page.scale == 1 and max(page.gray.size) <= WORKING_SIDE:  # small already: the thumbnail is the image
+        region, work = Region.whole(page.gray.size), page.small
+    else:
+        region = find_digit(page.foreground(), page.scale, page.gray.size)
+        work = cut_out(page.gray, region, page.inverted)
+    ink = remove_background(work, page.background.over(region))
+    return Preprocessed(to_mnist_form(ink, notes, region.near), notes)
+
+
+@dataclass
+class Page:
+    """An upload as one grey channel, upright and opaque (`gray`, its decoded size), with what its
+    thumbnail says: `small` (light on dark, `scale` full-size pixels per sample), whether it was
+    `inverted` to get there, and the paper's level (`background`)."""
+
+    gray: Image.Image
+    small: np.ndarray
+    scale: int
+    inverted: bool
+    background: Background
+
+    def foreground(self) -> np.ndarray:
+        """The thumbnail with the paper's level subtracted: the marks stand out from 0."""
+        return self.small - self.background.over(
+            Region.whole(self.gray.size, (self.small.shape[1], self.small.shape[0]))
+        )
+
+    def ink(self, region: Region) -> np.ndarray:
+        """The region's ink, light on a background of 0: (h, w) float32 in [0, 255] at `region.size`."""
+        return remove_background(cut_out(self.gray, region, self.inverted), self.background.over(region))
+
+
+def open_page(image: Image.Image, notes: list[str]) -> Page:
+    """decode's image -> a Page: EXIF orientation applied, grey, transparency flattened, the paper found."""
     image = apply_exif_orientation(image, notes)
     gray = flatten_transparency(*to_gray_and_alpha(image), notes)
     small, scale = thumbnail(gray)
     small, inverted = normalise_polarity(small, notes)
-    background = fit_background(small)
-    if scale == 1 and max(gray.size) <= WORKING_SIDE:  # small already: the thumbnail is the image, all of it
-        region, work = Region.whole(gray.size), small
-    else:
-        thumb = Region.whole(gray.size, (small.shape[1], small.shape[0]))
-        region = find_digit(small - background.over(thumb), scale, gray.size)
-        work = cut_out(gray, region, inverted)
-    ink = remove_background(work, background.over(region))
-    return Preprocessed(to_mnist_form(ink, notes, region.near), notes)
+    return Page(gray, small, scale, inverted, fit_background(small))
 
 
 def simple_pixels(image: Image.Image) -> np.ndarray:

@@ -1,0 +1,135 @@
+"""The ink's pieces and lines: connected components of the ink (cc3d), specks dropped, each component's
+pixels; the line height; components chained into lines left to right; a line's slant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cc3d
+import numpy as np
+
+INK_LEVEL = 0.1 * 255  # a pixel of ink, antialiased edges included (remove_background zeroes the paper)
+STRONG_LEVEL = 0.5 * 255  # ... and of a stroke's core: what boxes and stroke widths are measured on
+SPECK_SHARE = 0.4  # a component with fewer core pixels than this share of a stroke's width squared is a speck
+TALL_SHARE = 0.5  # a component at least this share of the line height tall holds (part of) a digit
+LINK_OVERLAP = 0.3  # a tall component joins a line whose last one shares this share of its height
+SLANTS = np.linspace(-0.5, 0.7, 13)  # shears tried when a line is deslanted (top's shift over height)
+
+
+@dataclass
+class Component:
+    """One connected piece of ink: its pixels (rows, columns of the working image) and their ink."""
+
+    ys: np.ndarray
+    xs: np.ndarray
+    values: np.ndarray
+    core: int  # pixels at STRONG_LEVEL or more
+    top: int = field(init=False)
+    bottom: int = field(init=False)  # exclusive
+    left: int = field(init=False)
+    right: int = field(init=False)  # exclusive
+
+    def __post_init__(self) -> None:
+        self.top, self.bottom = int(self.ys.min()), int(self.ys.max()) + 1
+        self.left, self.right = int(self.xs.min()), int(self.xs.max()) + 1
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def centre_y(self) -> float:
+        return (self.top + self.bottom) / 2
+
+    @property
+    def centre_x(self) -> float:
+        return (self.left + self.right) / 2
+
+
+def find_components(ink: np.ndarray) -> tuple[list[Component], float]:
+    """The ink's 8-connected components, specks dropped, and the strokes' width (px)."""
+    labels, count = cc3d.connected_components(ink >= INK_LEVEL, connectivity=8, return_N=True)
+    if not count:
+        return [], 1.0
+    flat = labels.ravel()
+    order = np.argsort(flat, kind="stable")
+    starts = np.searchsorted(flat[order], np.arange(1, count + 2))
+    ys, xs = np.divmod(order, ink.shape[1])
+    values = ink.ravel()[order]
+    parts = []
+    for n in range(count):
+        a, b = starts[n], starts[n + 1]
+        parts.append(Component(ys[a:b], xs[a:b], values[a:b], int(np.count_nonzero(values[a:b] >= STRONG_LEVEL))))
+    width = stroke_width(ink >= STRONG_LEVEL)
+    kept = [part for part in parts if part.core >= max(2.0, SPECK_SHARE * width * width)]
+    return kept, width
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width of a mask: 2 x area / perimeter."""
+    perimeter = np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
+    return max(1.0, 2.0 * np.count_nonzero(mask) / max(int(perimeter), 1))
+
+
+def line_height(parts: list[Component]) -> float:
+    """The digits' height: the median height of the components at least half as tall as the tallest."""
+    tallest = max(part.height for part in parts)
+    return float(np.median([part.height for part in parts if part.height >= 0.5 * tallest]))
+
+
+def chain_lines(parts: list[Component], height: float) -> list[list[Component]]:
+    """Components in lines, top to bottom: the tall ones chained left to right (each joins the line whose
+    last tall component shares most of its height, so a tilted line is followed), then the others put
+    in the line whose nearest tall component they sit closest to (their height is checked by the caller)."""
+    tall = sorted((p for p in parts if p.height >= TALL_SHARE * height), key=lambda p: p.left)
+    lines: list[list[Component]] = []
+    for part in tall:
+        best, best_overlap = None, LINK_OVERLAP * part.height
+        for line in lines:
+            last = line[-1]
+            overlap = min(last.bottom, part.bottom) - max(last.top, part.top)
+            if overlap >= best_overlap * min(1.0, last.height / part.height) and overlap > 0:
+                best, best_overlap = line, overlap
+        if best is None:
+            lines.append([part])
+        else:
+            best.append(part)
+    for part in parts:
+        if part.height >= TALL_SHARE * height:
+            continue
+        if not lines:
+            lines.append([part])
+            continue
+        lines[int(np.argmin([_distance(part, line) for line in lines]))].append(part)
+    return sorted(lines, key=lambda line: float(np.mean([p.centre_y for p in line])))
+
+
+def _distance(part: Component, line: list[Component]) -> float:
+    """How far a small component sits from a line: from its centre to the rows of the line's tall
+    component nearest to it along the line."""
+    tall = [p for p in line if p.height > part.height] or line
+    near = min(tall, key=lambda p: abs(p.centre_x - part.centre_x))
+    y = part.centre_y
+    return max(near.top - y, y - near.bottom, 0.0) + 0.01 * abs(near.centre_x - part.centre_x)
+
+
+def line_slant(line: list[Component]) -> float:
+    """The writer's slant (a stroke's top shift over its height): the shear that makes the line's
+    column counts the most concentrated (vertical strokes stack when the slant is undone)."""
+    ys = np.concatenate([p.ys for p in line]).astype(np.float64)
+    xs = np.concatenate([p.xs for p in line]).astype(np.float64)
+    if len(ys) < 8:
+        return 0.0
+    ys -= ys.mean()
+    best, best_score = 0.0, -1.0
+    for slant in SLANTS:
+        columns = np.rint(xs + slant * ys).astype(np.int64)
+        counts = np.bincount(columns - columns.min())
+        score = float(np.dot(counts, counts))
+        if score > best_score:
+            best, best_score = float(slant), score
+    return best

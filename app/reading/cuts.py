@@ -1,0 +1,199 @@
+"""A line's ink cut into digits by recognition: the line's components grouped (the pieces of one digit
+stacked over each other), wide groups over-cut at the valleys of their column counts, and the cuts of the
+whole line chosen together by dynamic programming over the cut points, each candidate digit scored by the
+model itself (its confidence and its digit score: a half digit or two digits at once score low)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.contract import flatten_and_scale
+from app.errors import ImageError
+from app.preprocessing import to_mnist_form
+from app.reading.components import STRONG_LEVEL, Component
+
+GROUP_OVERLAP = 0.5  # components whose (deslanted) columns overlap by this share of the narrower: one digit's
+CUT_FROM = 0.45  # groups at least this many line heights wide are offered cuts ...
+CUT_MARGIN = 0.12  # ... no closer than this to their ends ...
+CUT_SPACING = 0.1  # ... nor to each other (line heights)
+MAX_DIGIT_WIDTH = 1.25  # a candidate digit made of several pieces is at most this many line heights wide
+MAX_PIECES = 6
+MIN_DIGIT_HEIGHT = 0.5  # ... and at least this many line heights high  # ... and of at most this many pieces
+DIGIT_BONUS = 0.0  # added per digit read: without it, fewer digits would always score higher
+SKIP_COST = 6.0  # what leaving a piece out costs (a speck between digits, not a digit)
+FLOOR = 1e-6  # probabilities and scores below this count as this (the logs stay finite)
+
+Model = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+
+
+@dataclass
+class Ink:
+    """A set of ink pixels of the working image, with their deslanted columns."""
+
+    ys: np.ndarray
+    xs: np.ndarray
+    values: np.ndarray
+    columns: np.ndarray  # x + slant * (y - the line's middle row)
+
+    @classmethod
+    def join(cls, parts: list[Ink]) -> Ink:
+        if len(parts) == 1:
+            return parts[0]
+        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("ys", "xs", "values", "columns")))
+
+    @property
+    def left(self) -> float:
+        return float(self.columns.min())
+
+    @property
+    def right(self) -> float:
+        return float(self.columns.max()) + 1
+
+    def where(self, keep: np.ndarray) -> Ink:
+        return Ink(self.ys[keep], self.xs[keep], self.values[keep], self.columns[keep])
+
+    def image(self) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        """Its pixels on a background of 0, cropped: (h, w) float32, and the crop's (left, top, right, bottom)."""
+        top, left = int(self.ys.min()), int(self.xs.min())
+        bottom, right = int(self.ys.max()) + 1, int(self.xs.max()) + 1
+        canvas = np.zeros((bottom - top, right - left), np.float32)
+        canvas[self.ys - top, self.xs - left] = self.values
+        return canvas, (left, top, right, bottom)
+
+    def box(self) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) of its strokes' cores (of all of it, if it has none)."""
+        core = self.values >= STRONG_LEVEL
+        ys, xs = (self.ys[core], self.xs[core]) if core.any() else (self.ys, self.xs)
+        return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+@dataclass
+class Digit:
+    """A digit cut from a line: its ink, in MNIST form, and where it is in the working image."""
+
+    pixels: np.ndarray  # (28, 28) uint8
+    box: tuple[int, int, int, int]  # left, top, right, bottom in the working image
+
+
+def deslanted(part: Component, slant: float, middle: float) -> Ink:
+    return Ink(part.ys, part.xs, part.values, part.xs + slant * (part.ys - middle))
+
+
+def group(parts: list[Ink], height: float, tall: list[bool]) -> tuple[list[Ink], list[Ink]]:
+    """The line's digit material in groups, left to right (tall components whose columns overlap are one
+    group; a small one joins the group it sits over or under), and the small components beside every
+    group: the marks."""
+    groups: list[list[Ink]] = []
+    spans: list[tuple[float, float]] = []
+    for part in sorted((p for p, t in zip(parts, tall, strict=True) if t), key=lambda p: p.left):
+        if spans and _overlap(spans[-1], (part.left, part.right)) >= GROUP_OVERLAP:
+            groups[-1].append(part)
+            spans[-1] = (min(spans[-1][0], part.left), max(spans[-1][1], part.right))
+        else:
+            groups.append([part])
+            spans.append((part.left, part.right))
+    marks = []
+    for part in (p for p, t in zip(parts, tall, strict=True) if not t):
+        shares = [_overlap((part.left, part.right), span, of_first=True) for span in spans]
+        if shares and max(shares) >= GROUP_OVERLAP:
+            groups[int(np.argmax(shares))].append(part)
+        else:
+            marks.append(part)
+    return [Ink.join(g) for g in groups], marks
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float], of_first: bool = False) -> float:
+    """The share of the narrower span (of `a`, if `of_first`) that the two spans share."""
+    shared = min(a[1], b[1]) - max(a[0], b[0])
+    width = a[1] - a[0] if of_first else min(a[1] - a[0], b[1] - b[0])
+    return max(0.0, shared) / max(width, 1.0)
+
+
+def cut_points(group: Ink, height: float) -> list[float]:
+    """Where a wide group may hold two digits' boundary: the valleys of its column counts (ink-weighted),
+    away from its ends and from each other."""
+    left, right = group.left, group.right
+    if right - left < CUT_FROM * height:
+        return []
+    bins = np.floor(group.columns - left).astype(np.int64)
+    counts = np.bincount(bins, weights=group.values, minlength=int(np.ceil(right - left)))
+    smooth = np.convolve(counts, np.ones(3) / 3, mode="same")
+    margin, spacing = CUT_MARGIN * height, max(1.0, CUT_SPACING * height)
+    inner = np.arange(1, len(smooth) - 1)
+    valleys = inner[(smooth[inner] <= smooth[inner - 1]) & (smooth[inner] <= smooth[inner + 1])]
+    valleys = valleys[(valleys >= margin) & (valleys <= len(smooth) - margin)]
+    chosen: list[int] = []
+    for column in valleys[np.argsort(smooth[valleys], kind="stable")]:
+        if all(abs(column - c) >= spacing for c in chosen):
+            chosen.append(int(column))
+    return sorted(left + c + 0.5 for c in chosen)
+
+
+def atoms(groups: list[Ink], height: float) -> list[Ink]:
+    """The line over-cut: each group split at its cut points, left to right."""
+    pieces = []
+    for g in groups:
+        edges = [-np.inf, *cut_points(g, height), np.inf]
+        for a, b in itertools.pairwise(edges):
+            part = g.where((g.columns >= a) & (g.columns < b))
+            if len(part.ys):
+                pieces.append(part)
+    return pieces
+
+
+def read_line(pieces: list[Ink], height: float, model: Model) -> list[Digit]:
+    """The digits of a line's over-cut pieces: every run of neighbouring pieces that could be one digit
+    is put in MNIST form and scored by the model in one call, then the best path through the cut points
+    is the reading (most probable digits, most digit-like pieces, each digit worth DIGIT_BONUS)."""
+    n = len(pieces)
+    spans: list[tuple[int, int]] = []
+    images: list[np.ndarray] = []
+    boxes: list[tuple[int, int, int, int]] = []
+    for i in range(n):
+        for j in range(i + 1, min(n, i + MAX_PIECES) + 1):
+            ink = Ink.join(pieces[i:j])
+            if j > i + 1 and ink.right - ink.left > MAX_DIGIT_WIDTH * height:
+                break
+            if ink.ys.max() + 1 - ink.ys.min() < MIN_DIGIT_HEIGHT * height:
+                continue  # a fragment: part of a digit, or a speck
+            crop, _ = ink.image()
+            try:
+                images.append(to_mnist_form(crop, []))
+            except ImageError:  # only specks: no digit
+                continue
+            spans.append((i, j))
+            boxes.append(ink.box())
+    if not spans:
+        return []
+    probabilities, scores = model(flatten_and_scale(np.stack(images)))
+    value = np.log(np.maximum(probabilities.max(axis=1), FLOOR)) + DIGIT_BONUS
+    if scores is not None:
+        value += np.log(np.maximum(scores, FLOOR))
+    best = np.full(n + 1, -np.inf)
+    best[0] = 0.0
+    back: list[int | None] = [None] * (n + 1)
+    by_end: dict[int, list[int]] = {}
+    for k, (_, j) in enumerate(spans):
+        by_end.setdefault(j, []).append(k)
+    for j in range(1, n + 1):
+        # a piece may also be left out (a speck between digits), at a cost
+        if best[j - 1] - SKIP_COST > best[j]:
+            best[j], back[j] = best[j - 1] - SKIP_COST, None
+        for k in by_end.get(j, []):
+            i = spans[k][0]
+            if best[i] + value[k] > best[j]:
+                best[j], back[j] = best[i] + value[k], k
+    digits: list[Digit] = []
+    j = n
+    while j > 0:
+        step = back[j]
+        if step is None:
+            j -= 1
+            continue
+        digits.append(Digit(images[step], boxes[step]))
+        j = spans[step][0]
+    return digits[::-1]
