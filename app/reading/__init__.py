@@ -69,8 +69,8 @@ def segment(data: bytes, model: Model, max_pixels: int, max_digits: int) -> Segm
         middle = float(np.mean([p.centre_y for p in line]))
         slant = line_slant(line)
         inks = [deslanted(p, slant, middle) for p in line]
-        groups, small = group(inks, height, [p.height >= TALL_SHARE * height for p in line])
-        digits: list[Digit] = read_line(atoms(groups, height), height, model) if groups else []
+        groups, small = group(inks, [p.height >= TALL_SHARE * height for p in line])
+        digits: list[Digit] = read_line(*atoms(groups, height), height, model) if groups else []
         baseline = float(np.median([d.box[3] for d in digits])) if digits else middle
         for digit in digits:
             pixels_out.append(digit.pixels)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import cc3d
 import numpy as np
 
-INK_LEVEL = 0.1 * 255  # a pixel of ink, antialiased edges included (remove_background zeroes the paper)
+INK_LEVEL = 0.4 * 255  # a pixel of ink: a faint halo would join neighbouring digits (tight gaps, blurred photos)
 STRONG_LEVEL = 0.5 * 255  # ... and of a stroke's core: what boxes and stroke widths are measured on
 SPECK_SHARE = 0.4  # a component with fewer core pixels than this share of a stroke's width squared is a speck
 TALL_SHARE = 0.5  # a component at least this share of the line height tall holds (part of) a digit

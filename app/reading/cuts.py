@@ -24,6 +24,7 @@ MAX_DIGIT_WIDTH = 1.25  # a candidate digit made of several pieces is at most th
 MAX_PIECES = 6
 MIN_DIGIT_HEIGHT = 0.5  # ... and at least this many line heights high  # ... and of at most this many pieces
 DIGIT_BONUS = 0.0  # added per digit read: without it, fewer digits would always score higher
+CUT_COST = 1.0  # what a digit ending at a cut through ink costs (a gap between groups costs nothing)
 SKIP_COST = 6.0  # what leaving a piece out costs (a speck between digits, not a digit)
 FLOOR = 1e-6  # probabilities and scores below this count as this (the logs stay finite)
 
@@ -83,27 +84,20 @@ def deslanted(part: Component, slant: float, middle: float) -> Ink:
     return Ink(part.ys, part.xs, part.values, part.xs + slant * (part.ys - middle))
 
 
-def group(parts: list[Ink], height: float, tall: list[bool]) -> tuple[list[Ink], list[Ink]]:
-    """The line's digit material in groups, left to right (tall components whose columns overlap are one
-    group; a small one joins the group it sits over or under), and the small components beside every
-    group: the marks."""
-    groups: list[list[Ink]] = []
-    spans: list[tuple[float, float]] = []
-    for part in sorted((p for p, t in zip(parts, tall, strict=True) if t), key=lambda p: p.left):
-        if spans and _overlap(spans[-1], (part.left, part.right)) >= GROUP_OVERLAP:
-            groups[-1].append(part)
-            spans[-1] = (min(spans[-1][0], part.left), max(spans[-1][1], part.right))
-        else:
-            groups.append([part])
-            spans.append((part.left, part.right))
+def group(parts: list[Ink], tall: list[bool]) -> tuple[list[Ink], list[Ink]]:
+    """The line's digit material in groups, left to right: each tall component, with the small ones that
+    sit over or under it (a 5's bar, a broken stroke); and the small components beside every tall one:
+    the marks. Tall components stay apart: the cuts decide which of them make one digit."""
+    groups = sorted((p for p, t in zip(parts, tall, strict=True) if t), key=lambda p: p.left)
+    members: list[list[Ink]] = [[g] for g in groups]
     marks = []
     for part in (p for p, t in zip(parts, tall, strict=True) if not t):
-        shares = [_overlap((part.left, part.right), span, of_first=True) for span in spans]
+        shares = [_overlap((part.left, part.right), (g.left, g.right), of_first=True) for g in groups]
         if shares and max(shares) >= GROUP_OVERLAP:
-            groups[int(np.argmax(shares))].append(part)
+            members[int(np.argmax(shares))].append(part)
         else:
             marks.append(part)
-    return [Ink.join(g) for g in groups], marks
+    return [Ink.join(m) for m in members], marks
 
 
 def _overlap(a: tuple[float, float], b: tuple[float, float], of_first: bool = False) -> float:
@@ -133,19 +127,23 @@ def cut_points(group: Ink, height: float) -> list[float]:
     return sorted(left + c + 0.5 for c in chosen)
 
 
-def atoms(groups: list[Ink], height: float) -> list[Ink]:
-    """The line over-cut: each group split at its cut points, left to right."""
-    pieces = []
+def atoms(groups: list[Ink], height: float) -> tuple[list[Ink], list[bool]]:
+    """The line over-cut: each group split at its cut points, left to right; and for each piece, whether
+    it ends at a cut through ink (not at a gap between groups)."""
+    pieces, cut = [], []
     for g in groups:
         edges = [-np.inf, *cut_points(g, height), np.inf]
         for a, b in itertools.pairwise(edges):
             part = g.where((g.columns >= a) & (g.columns < b))
             if len(part.ys):
                 pieces.append(part)
-    return pieces
+                cut.append(True)
+        if cut:
+            cut[-1] = False
+    return pieces, cut
 
 
-def read_line(pieces: list[Ink], height: float, model: Model) -> list[Digit]:
+def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -> list[Digit]:
     """The digits of a line's over-cut pieces: every run of neighbouring pieces that could be one digit
     is put in MNIST form and scored by the model in one call, then the best path through the cut points
     is the reading (most probable digits, most digit-like pieces, each digit worth DIGIT_BONUS)."""
@@ -185,8 +183,9 @@ def read_line(pieces: list[Ink], height: float, model: Model) -> list[Digit]:
             best[j], back[j] = best[j - 1] - SKIP_COST, None
         for k in by_end.get(j, []):
             i = spans[k][0]
-            if best[i] + value[k] > best[j]:
-                best[j], back[j] = best[i] + value[k], k
+            total = best[i] + value[k] - (CUT_COST if cut[j - 1] else 0.0)
+            if total > best[j]:
+                best[j], back[j] = total, k
     digits: list[Digit] = []
     j = n
     while j > 0:

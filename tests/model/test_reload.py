@@ -192,7 +192,7 @@ def test_a_load_call_swaps_in_a_good_model_and_pinned_old_versions_get_404(
 ) -> None:
     old = version_of(app_client)
     assert app_client.post("/v2/repository/index").json() == [
-        {"name": "mnist-mlp", "version": old, "state": "READY", "reason": ""}
+        {"name": name, "version": old, "state": "READY", "reason": ""} for name in ("mnist-mlp", "mnist-reader")
     ]
     new, probabilities = expected(write_variant(served, weights=nudged))
     assert new != old
@@ -255,12 +255,12 @@ def test_the_index_shows_a_candidate_loading(
         states = {(e["version"], e["state"]) for e in app_client.post("/v2/repository/index").json()}
         assert (new, "LOADING") in states and sum(state == "READY" for _, state in states) == 1
         ready_only = app_client.post("/v2/repository/index", json={"ready": True}).json()
-        assert [e["state"] for e in ready_only] == ["READY"]
+        assert [(e["name"], e["state"]) for e in ready_only] == [("mnist-mlp", "READY"), ("mnist-reader", "READY")]
     finally:
         release.set()
         loading.join(20)
     assert app_client.post("/v2/repository/index").json() == [
-        {"name": "mnist-mlp", "version": new, "state": "READY", "reason": ""}
+        {"name": name, "version": new, "state": "READY", "reason": ""} for name in ("mnist-mlp", "mnist-reader")
     ]
 
 

@@ -1,6 +1,7 @@
 """The Open Inference Protocol's wire format: a request body -> checked tensors, results -> a response
 body. Compression (Content-Encoding / Accept-Encoding), Triton's binary tensor extension
 (Inference-Header-Content-Length, binary_data_size, binary_data_output) and its BYTES serialisation.
+A model is a parameter: the names of the inputs it takes and the datatypes of the outputs it answers.
 Every malformed request is a BadRequest (400) that says what was expected; no HTTP framework here.
 """
 
@@ -12,6 +13,7 @@ import gzip
 import json
 import struct
 import zlib
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,8 @@ MAX_JSON_VALUES = (MAX_JSON_ROWS + 1) * INPUT_SIZE
 HEADER = "inference-header-content-length"
 OUTPUTS = {"probabilities": "FP32", "digit": "INT64", "digit_score": "FP32", "is_digit": "BOOL"}
 SCORER_OUTPUTS = ("digit_score", "is_digit")  # only from a model with a digit scorer
+READER_OUTPUTS = {"text": "BYTES", "confidence": "FP32", "digits": "INT64"}
+INPUTS = {"pixels": "'pixels' (FP32 [N, 784])", "image": "'image' (BYTES [N])"}
 NUMPY_DATATYPES: dict[str, np.dtype[Any]] = {
     "FP32": np.dtype("<f4"), "UINT8": np.dtype("u1"), "INT64": np.dtype("<i8"), "BOOL": np.dtype("?"),
 }  # fmt: skip
@@ -52,8 +56,16 @@ class Inference:
     files: list[bytes] | None = None  # encoded image files
 
 
-def decode_request(body: bytes, content_encoding: str, header_length: str | None, max_bytes: int) -> Inference:
-    """Decompress, split off the binary tensors, parse and check a request; BadRequest if it is malformed."""
+def decode_request(
+    body: bytes,
+    content_encoding: str,
+    header_length: str | None,
+    max_bytes: int,
+    inputs: Collection[str] = tuple(INPUTS),
+    outputs: Mapping[str, str] = OUTPUTS,
+) -> Inference:
+    """Decompress, split off the binary tensors, parse and check a request for a model that takes one of
+    `inputs` and answers `outputs` (name -> datatype); BadRequest if it is malformed."""
     body = decompress(body, content_encoding, max_bytes)
     header, binary = split_body(body, header_length)
     if header.count(b",") > MAX_JSON_VALUES:
@@ -61,12 +73,12 @@ def decode_request(body: bytes, content_encoding: str, header_length: str | None
     request = parse_request(header)
     tensor = request.inputs[0]
     raw = binary_input(tensor, binary)
-    outputs, named = requested_outputs(request), bool(request.outputs)
+    if tensor.name not in inputs:
+        raise BadRequest(f"Unknown input {tensor.name!r}; expected {' or '.join(INPUTS[name] for name in inputs)}.")
+    wanted, named = requested_outputs(request, outputs), bool(request.outputs)
     if tensor.name == "pixels":
-        return Inference(request.id, outputs, named, pixels=pixel_rows(tensor, raw))
-    if tensor.name == "image":
-        return Inference(request.id, outputs, named, files=image_elements(tensor, raw))
-    raise BadRequest(f"Unknown input {tensor.name!r}; expected 'pixels' (FP32 [N, 784]) or 'image' (BYTES [N]).")
+        return Inference(request.id, wanted, named, pixels=pixel_rows(tensor, raw))
+    return Inference(request.id, wanted, named, files=image_elements(tensor, raw))
 
 
 def decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:
@@ -169,20 +181,19 @@ def binary_input(tensor: RequestInput, binary: bytes) -> bytes | None:
     return binary
 
 
-def requested_outputs(request: InferenceRequest) -> dict[str, bool]:
+def requested_outputs(request: InferenceRequest, outputs: Mapping[str, str] = OUTPUTS) -> dict[str, bool]:
     """Output name -> whether to answer it as binary data; no (or an empty) `outputs` means all of them."""
     binary_default = bool(request.parameters and request.parameters.binary_data_output)
     if not request.outputs:
-        return dict.fromkeys(OUTPUTS, binary_default)
+        return dict.fromkeys(outputs, binary_default)
     wanted = {}
+    names = ", ".join(map(repr, outputs))
     for output in request.outputs:
-        if output.name not in OUTPUTS:
-            raise BadRequest(f"Unknown output {output.name!r}; expected one of {', '.join(map(repr, OUTPUTS))}.")
+        if output.name not in outputs:
+            raise BadRequest(f"Unknown output {output.name!r}; expected one of {names}.")
         options = output.parameters or Parameters()
         if (options.model_extra or {}).get("classification"):
-            raise BadRequest(
-                f"The classification extension is not supported; request one of {', '.join(map(repr, OUTPUTS))}."
-            )
+            raise BadRequest(f"The classification extension is not supported; request one of {names}.")
         wanted[output.name] = binary_default if options.binary_data is None else options.binary_data
     return wanted
 
@@ -276,21 +287,41 @@ def unpack_bytes(raw: bytes) -> list[bytes]:
     return elements
 
 
+def pack_bytes(elements: list[bytes]) -> bytes:
+    """Triton's BYTES serialisation of `elements` (unpack_bytes' inverse)."""
+    return b"".join(struct.pack("<I", len(element)) + element for element in elements)
+
+
 def encode_response(
-    response: dict[str, Any], results: dict[str, np.ndarray], wanted: dict[str, bool], accept_encoding: str
+    response: dict[str, Any],
+    results: dict[str, np.ndarray],
+    wanted: dict[str, bool],
+    accept_encoding: str,
+    datatypes: Mapping[str, str] = OUTPUTS,
 ) -> tuple[bytes, dict[str, str], str]:
     """(body, headers, media type): JSON, or a JSON header plus raw output bytes when any output is
     asked for in binary; compressed when the client accepts gzip or deflate
-    (Inference-Header-Content-Length counts the uncompressed header)."""
+    (Inference-Header-Content-Length counts the uncompressed header). BYTES results are arrays of
+    `bytes` objects: UTF-8 strings in JSON, length-prefixed in binary."""
     outputs, tail = [], []
     for name, binary in wanted.items():
-        values = results[name].astype(NUMPY_DATATYPES[OUTPUTS[name]])
-        output: dict[str, Any] = {"name": name, "datatype": OUTPUTS[name], "shape": list(values.shape)}
-        if binary:
-            tail.append(values.tobytes())
-            output["parameters"] = {"binary_data_size": len(tail[-1])}
+        datatype = datatypes[name]
+        values = results[name]
+        output: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(values.shape)}
+        if datatype == "BYTES":
+            elements = [bytes(element) for element in values.ravel()]
+            if binary:
+                tail.append(pack_bytes(elements))
+            else:
+                output["data"] = [element.decode() for element in elements]
         else:
-            output["data"] = values.ravel().tolist()
+            values = values.astype(NUMPY_DATATYPES[datatype])
+            if binary:
+                tail.append(values.tobytes())
+            else:
+                output["data"] = values.ravel().tolist()
+        if binary:
+            output["parameters"] = {"binary_data_size": len(tail[-1])}
         outputs.append(output)
     response["outputs"] = outputs
     header = json.dumps(response).encode()

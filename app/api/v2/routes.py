@@ -4,7 +4,9 @@ The model `mnist-mlp` takes one input, either
 - `pixels`: FP32 [N, 784] or [N, 28, 28] in [0, 1] (or UINT8 0-255), MNIST-format digits, or
 - `image`: BYTES [N], encoded image files (base64 strings in JSON; raw bytes in binary form), which go
   through the same data plane, and so the same preprocessing, as /v1/predict,
-and answers `probabilities` FP32 [N, 10] and `digit` INT64 [N]. The wire format is codec.py's; the
+and answers `probabilities` FP32 [N, 10] and `digit` INT64 [N]. The model `mnist-reader` is the same
+served classifier reading whole numbers (the data plane's read_files): it takes `image` and answers `text`
+BYTES [N], `confidence` FP32 [N] and `digits` INT64 [N, D] (-1 padded). The wire format is codec.py's; the
 bodies' types are types.py's. Errors are rendered as the protocol's {"error"} (app/api/policy.py).
 """
 
@@ -13,17 +15,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.answers import Classified
+from app.answers import Classified, Reading
 from app.api.deps import DataPlaneDep, SettingsDep, serving
 from app.api.v2 import codec
 from app.api.v2.types import (
     MODEL_INPUTS,
+    MODEL_NAMES,
     MODEL_OUTPUTS,
     PLATFORM,
+    READER_INPUTS,
+    READER_NAME,
+    READER_OUTPUTS,
     SCORER_OUTPUTS,
     InferenceRequest,
     InferenceResponse,
@@ -33,7 +40,6 @@ from app.api.v2.types import (
     V2Error,
     inline_schema,
 )
-from app.contract import MODEL_NAME
 from app.dataplane import DataPlane, Upload
 from app.errors import BadRequest, ImageError, NotFound
 
@@ -50,17 +56,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def check_model(dataplane: DataPlane, model_name: str, version: str | None) -> str:
-    """The served version, after checking the name and version in the path (404 otherwise)."""
+    """The served version, after checking the name and version in the path (404 otherwise). Both
+    models have it: the reader is the served classifier behind a segmentation."""
     check_name(model_name)
     served = dataplane.version
     if version not in (None, "", served):
-        raise NotFound(f"Unknown version {version!r} of {MODEL_NAME!r}; the served version is {served!r}.")
+        raise NotFound(f"Unknown version {version!r} of {model_name!r}; the served version is {served!r}.")
     return served
 
 
 def check_name(model_name: str) -> None:
-    if model_name != MODEL_NAME:
-        raise NotFound(f"Unknown model {model_name!r}; this server serves {MODEL_NAME!r}.")
+    if model_name not in MODEL_NAMES:
+        raise NotFound(f"Unknown model {model_name!r}; this server serves {' and '.join(map(repr, MODEL_NAMES))}.")
 
 
 # server and model status --------------------------------------------------------------------------
@@ -87,9 +94,9 @@ async def ready(request: Request) -> JSONResponse:
 async def model_ready(request: Request, model_name: str, version: str | None = None) -> JSONResponse:
     check_name(model_name)
     if (dataplane := serving(request)) is None:
-        return JSONResponse({"name": MODEL_NAME, "ready": False}, status_code=503)
+        return JSONResponse({"name": model_name, "ready": False}, status_code=503)
     check_model(dataplane, model_name, version)
-    return JSONResponse({"name": MODEL_NAME, "ready": True})
+    return JSONResponse({"name": model_name, "ready": True})
 
 
 @router.get("/models/{model_name}", summary="Model metadata", response_model=MetadataModel, responses=ERRORS)
@@ -97,16 +104,19 @@ async def model_ready(request: Request, model_name: str, version: str | None = N
 async def model_metadata(dataplane: DataPlaneDep, model_name: str, version: str | None = None) -> MetadataModel:
     check_model(dataplane, model_name, version)
     served = dataplane.model()
+    if model_name == READER_NAME:
+        inputs, outputs = READER_INPUTS, READER_OUTPUTS
+    else:
+        inputs, outputs = MODEL_INPUTS, MODEL_OUTPUTS + (SCORER_OUTPUTS if served.digit_threshold is not None else [])
     return MetadataModel(
-        name=MODEL_NAME, versions=[served.version], platform=PLATFORM, inputs=MODEL_INPUTS,
-        outputs=MODEL_OUTPUTS + (SCORER_OUTPUTS if served.digit_threshold is not None else []),
+        name=model_name, versions=[served.version], platform=PLATFORM, inputs=inputs, outputs=outputs,
         loaded_at=served.loaded_at,
     )  # fmt: skip
 
 
 # inference ----------------------------------------------------------------------------------------
 
-INFER_DESCRIPTION = f"""Send exactly one input:
+INFER_DESCRIPTION = f"""`mnist-mlp` classifies single digits; `mnist-reader` reads whole numbers. Send exactly one input:
 - `pixels`: datatype `FP32` with values in [0, 1] (or `UINT8` 0-255), shape `[N, 784]` or `[N, 28, 28]`,
   `data` flat or nested in row-major order: MNIST-format digits (white on black, centred), no preprocessing.
   N is 1 to {codec.MAX_JSON_ROWS} in JSON, 1 to {codec.MAX_ROWS} in binary form. Values outside the range are refused (400),
@@ -118,6 +128,12 @@ INFER_DESCRIPTION = f"""Send exactly one input:
 Outputs: `probabilities` (FP32 [N, 10]), `digit` (INT64 [N]) and, from a model with a digit scorer (the
 committed one has it), `digit_score` (FP32 [N]: how digit-like each image is, in [0, 1]) and `is_digit`
 (BOOL [N]: `digit_score` at or above the model's threshold); all of them unless `outputs` names some.
+
+`mnist-reader` takes `image` only, reads the number in each image (digits cut apart and classified, as
+`POST /v1/read`) and answers `text` (BYTES [N]: the digits left to right, lines joined by a newline),
+`confidence` (FP32 [N]: the probability that the whole reading is right) and `digits` (INT64 [N, D]: each
+reading's digits, lines in order, -1 padded to the longest reading's D).
+
 Triton's binary tensor extension is supported both ways (`Inference-Header-Content-Length`,
 `binary_data_size`, `binary_data` / `binary_data_output`); so are gzip and deflate request bodies
 (`Content-Encoding`) and answers (`Accept-Encoding`). The request `id` is echoed. The body is capped by
@@ -152,35 +168,33 @@ async def infer(
     request: Request, dataplane: DataPlaneDep, settings: SettingsDep, model_name: str, version: str | None = None
 ) -> Response:
     check_model(dataplane, model_name, version)
+    reader = model_name == READER_NAME
+    inputs, datatypes = (("image",), codec.READER_OUTPUTS) if reader else (tuple(codec.INPUTS), codec.OUTPUTS)
     body = await request.body()
     encoding, header_length = request.headers.get("content-encoding", ""), request.headers.get(codec.HEADER)
     inference = await maybe_off_loop(
         len(body) > INLINE_BYTES or bool(encoding),
-        codec.decode_request, body, encoding, header_length, settings.max_batch_body_bytes,
+        codec.decode_request, body, encoding, header_length, settings.max_batch_body_bytes, inputs, datatypes,
     )  # fmt: skip
-    if inference.files is not None:
-        answers = await classify_images(dataplane, inference.files, settings.max_batch_files)
+    if reader:
+        assert inference.files is not None
+        readings = await read_images(dataplane, inference.files, settings.max_batch_files)
+        results, computed_by = reading_results(readings), readings[0].version
+        rows = len(readings)
+        request.state.log_fields = {"rows": rows, "read_digits": [len(r.digits) for r in readings]}
     else:
-        assert inference.pixels is not None
-        answers = await dataplane.infer_pixels(inference.pixels)
-    digits = answers.digits
-    results = {"probabilities": answers.probabilities, "digit": digits}
-    if answers.digit_scores is not None and answers.is_digit is not None:
-        results["digit_score"], results["is_digit"] = answers.digit_scores, answers.is_digit
-    elif inference.named and any(name in codec.SCORER_OUTPUTS for name in inference.outputs):
-        raise BadRequest(
-            "The served model has no digit scorer: outputs 'digit_score' and 'is_digit' are not available."
-        )
+        answers = await classify(dataplane, inference, settings.max_batch_files)
+        results, computed_by = classified_results(answers, inference), answers.version
+        rows = len(answers.digits)
+        request.state.log_fields = {"rows": rows, **({"digits": answers.digits.tolist()} if rows <= 64 else {})}
     outputs = {name: binary for name, binary in inference.outputs.items() if name in results}
-    request.state.log_fields = {"rows": len(digits), **({"digits": digits.tolist()} if len(digits) <= 64 else {})}
     # the version that computed the answer: a swap between the path's check and here means the new one
-    response: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": answers.version}
+    response: dict[str, Any] = {"model_name": model_name, "model_version": computed_by}
     if inference.id is not None:
         response["id"] = inference.id
     content, headers, media_type = await maybe_off_loop(
-        len(digits) > INLINE_ROWS,
-        codec.encode_response, response, results, outputs,
-        request.headers.get("accept-encoding", ""),
+        rows > INLINE_ROWS,
+        codec.encode_response, response, results, outputs, request.headers.get("accept-encoding", ""), datatypes,
     )  # fmt: skip
     return Response(content, media_type=media_type, headers=headers)
 
@@ -190,11 +204,59 @@ async def maybe_off_loop(off: bool, function: Callable[..., T], *args: Any) -> T
     return await run_in_threadpool(function, *args) if off else function(*args)
 
 
-async def classify_images(dataplane: DataPlane, files: list[bytes], max_files: int) -> Classified:
-    """The answers for encoded images, as /v1/predict gives them."""
+async def classify(dataplane: DataPlane, inference: codec.Inference, max_files: int) -> Classified:
+    """The classifier's answers for a request's images (as /v1/predict gives them) or pixel rows."""
+    if inference.files is None:
+        assert inference.pixels is not None
+        return await dataplane.infer_pixels(inference.pixels)
+    check_count(inference.files, max_files)
+    try:
+        return await dataplane.predict_files([Upload(f) for f in inference.files], "mnist")
+    except ImageError as exc:
+        raise image_error(exc) from None
+
+
+def classified_results(answers: Classified, inference: codec.Inference) -> dict[str, np.ndarray]:
+    """The classifier's outputs by name; the scorer's two only from a model that has a digit scorer."""
+    results = {"probabilities": answers.probabilities, "digit": answers.digits}
+    if answers.digit_scores is not None and answers.is_digit is not None:
+        results["digit_score"], results["is_digit"] = answers.digit_scores, answers.is_digit
+    elif inference.named and any(name in codec.SCORER_OUTPUTS for name in inference.outputs):
+        raise BadRequest(
+            "The served model has no digit scorer: outputs 'digit_score' and 'is_digit' are not available."
+        )
+    return results
+
+
+async def read_images(dataplane: DataPlane, files: list[bytes], max_files: int) -> list[Reading]:
+    """The number read in each encoded image, as /v1/read gives them."""
+    check_count(files, max_files)
+    try:
+        return await dataplane.read_files([Upload(f) for f in files])
+    except ImageError as exc:
+        raise image_error(exc) from None
+
+
+def reading_results(readings: list[Reading]) -> dict[str, np.ndarray]:
+    """The reader's outputs: `text` (object [N] of UTF-8 bytes), `confidence` float32 [N] and `digits`
+    int64 [N, D], each reading's digits line by line, -1 padded to the longest reading's D."""
+    width = max((len(reading.digits) for reading in readings), default=0)
+    digits = np.full((len(readings), width), -1, dtype=np.int64)
+    for row, reading in zip(digits, readings, strict=True):
+        ordered = sorted(reading.digits, key=lambda digit: digit.line)  # stable: left to right within a line
+        row[: len(ordered)] = [digit.digit for digit in ordered]
+    return {
+        "text": np.array([reading.text.encode() for reading in readings], dtype=np.object_),
+        "confidence": np.array([reading.confidence for reading in readings], dtype=np.float32),
+        "digits": digits,
+    }
+
+
+def check_count(files: list[bytes], max_files: int) -> None:
     if len(files) > max_files:
         raise BadRequest(f"Input 'image' holds {len(files)} images; at most {max_files} are accepted.")
-    try:
-        return await dataplane.predict_files([Upload(f) for f in files], "mnist")
-    except ImageError as exc:
-        raise BadRequest(f"Input 'image' element {exc.index}: {exc.detail}") from None
+
+
+def image_error(exc: ImageError) -> BadRequest:
+    """An image that cannot be classified or read: a 400 naming the element, as the protocol has it."""
+    return BadRequest(f"Input 'image' element {exc.index}: {exc.detail}")

@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 from app.contract import INPUT_SIZE, MODEL_NAME, NUM_CLASSES
 
 PLATFORM = "keras_numpy"  # a Keras model, evaluated as numpy matrix products
+# The reader: the same served classifier behind a segmentation of whole numbers into digits. It shares the
+# classifier's weights, so its version is the classifier's, and it loads and reloads with it.
+READER_NAME = "mnist-reader"
+MODEL_NAMES = (MODEL_NAME, READER_NAME)
 STRICT = ConfigDict(strict=True, allow_inf_nan=False)
 
 # `data` of a tensor: flat, or nested in row-major order as deep as the shapes we take ([N, 28, 28]);
@@ -48,12 +52,15 @@ class RequestInput(BaseModel):
 class RequestOutput(BaseModel):
     model_config = STRICT
 
-    name: str = Field(examples=["probabilities"], description="`probabilities` or `digit`")
+    name: str = Field(
+        examples=["probabilities"],
+        description="`probabilities`, `digit`, `digit_score` or `is_digit`; from `mnist-reader`: `text`, `confidence` or `digits`",
+    )
     parameters: Parameters | None = None
 
 
 class InferenceRequest(BaseModel):
-    """POST /v2/models/mnist-mlp/infer: exactly one input; all outputs unless `outputs` names some."""
+    """POST /v2/models/{mnist-mlp,mnist-reader}/infer: exactly one input; all outputs unless `outputs` names some."""
 
     model_config = ConfigDict(
         strict=True,
@@ -82,7 +89,7 @@ class ResponseOutput(BaseModel):
     datatype: str
     shape: list[int]
     parameters: dict[str, Any] | None = Field(None, description="`binary_data_size` when the output follows the JSON")
-    data: list[float] | list[int] | None = None
+    data: list[float] | list[int] | list[str] | None = None
 
 
 class InferenceResponse(BaseModel):
@@ -159,6 +166,12 @@ MODEL_OUTPUTS = [
 SCORER_OUTPUTS = [  # a model with a digit scorer also answers these
     MetadataTensor(name="digit_score", datatype="FP32", shape=[-1]),
     MetadataTensor(name="is_digit", datatype="BOOL", shape=[-1]),
+]
+READER_INPUTS = [MetadataTensor(name="image", datatype="BYTES", shape=[-1])]
+READER_OUTPUTS = [
+    MetadataTensor(name="text", datatype="BYTES", shape=[-1]),  # lines joined by "\n"
+    MetadataTensor(name="confidence", datatype="FP32", shape=[-1]),
+    MetadataTensor(name="digits", datatype="INT64", shape=[-1, -1]),  # -1 padded to the longest reading
 ]
 
 
