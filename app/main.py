@@ -19,6 +19,7 @@ from app.api.middleware.limits import BodyLimitMiddleware, ConcurrencyLimitMiddl
 from app.api.middleware.observability import RequestContextMiddleware
 from app.api.middleware.security import ApiKeyMiddleware, load_api_keys
 from app.api.policy import body_cap
+from app.api.v1 import read as v1_read
 from app.api.v1 import routes as v1
 from app.api.v2 import repository
 from app.api.v2 import routes as v2
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(v1.router)
+    app.include_router(v1_read.router)
     app.include_router(health.router)
     app.include_router(v2.router)
     app.include_router(repository.router)

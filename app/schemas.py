@@ -1,5 +1,6 @@
 """The /v1 answers: their response models ("model" in a name here always means the Keras model), and
-`predictions()`, which renders the data plane's answers in that form for /v1 and the command line."""
+`predictions()` and `reading_answers()`, which render the data plane's answers in that form for /v1 and
+the command line."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from app.answers import Classified
+from app.answers import Classified, ReadDigit
+from app.answers import Reading as NumberReading  # the data plane's; `Reading` here is its /v1 answer
 
 # the answer for tests/data/seven.png, a clear 7
 EXAMPLE_PROBABILITIES: list[JsonValue] = [0.0, 0.0, 0.0, 0.000001, 0.0, 0.0, 0.0, 0.999987, 0.0, 0.000012]
@@ -157,6 +159,136 @@ def predictions(classified: Classified, mode: str) -> list[dict[str, Any]]:
     if classified.digit_scores is not None and classified.is_digit is not None:
         scored = zip(answers, classified.digit_scores.tolist(), classified.is_digit.tolist(), strict=True)
         for answer, score, flag in scored:
-            # 6 decimals, rounded down: a score shown as 1.0 is 1.0 (float64 scores stay under it)
-            answer["digit_score"], answer["is_digit"] = math.floor(score * 1e6) / 1e6, flag
+            answer["digit_score"], answer["is_digit"] = _rounded_down(score), flag
     return answers
+
+
+# /v1/read ----------------------------------------------------------------------------------------------
+
+BOX_DESCRIPTION = "`[x, y, width, height]` in the uploaded image's pixels (after EXIF rotation), from its top left"
+LINE_DESCRIPTION = "the line it is on, from 0 at the top"
+# the reading of tests/data/seven.png
+EXAMPLE_READING: dict[str, JsonValue] = {
+    "text": "7",
+    "confidence": 0.999987,
+    "digits": [
+        {
+            "digit": 7,
+            "confidence": 0.999987,
+            "probabilities": EXAMPLE_PROBABILITIES,
+            "digit_score": 0.999876,
+            "is_digit": True,
+            "box": [6, 7, 16, 20],
+            "line": 0,
+        }
+    ],
+    "marks": [],
+    "notes": [],
+}
+
+
+class ReadingDigit(BaseModel):
+    """One digit of a number read, as the model answered it."""
+
+    digit: int = Field(ge=0, le=9, description="the most probable digit", examples=[9])
+    confidence: float = Field(ge=0, le=1, description="the probability of `digit`", examples=[0.99])
+    probabilities: list[float] = Field(
+        min_length=10, max_length=10, description="softmax probability of each digit; index = digit; sums to 1"
+    )
+    digit_score: float | None = Field(
+        None, ge=0, le=1,
+        description="how much this piece looks like a digit at all, from 0 to 1 (as on /v1/predict); absent when "
+        "the model has no scorer",
+    )  # fmt: skip
+    is_digit: bool | None = Field(
+        None, description="`digit_score` is at least the model's threshold (as on /v1/predict)"
+    )
+    box: list[int] = Field(min_length=4, max_length=4, description=BOX_DESCRIPTION, examples=[[12, 8, 40, 61]])
+    line: int = Field(ge=0, description=LINE_DESCRIPTION)
+    pixels: list[list[int]] | None = Field(
+        None,
+        min_length=28,
+        max_length=28,
+        description="with `explain=true`: the 28x28 image the model saw for this digit, white on black, rows of "
+        "0-255 ints",
+    )
+
+
+class ReadingMark(BaseModel):
+    """A small mark between digits (left out of `text`)."""
+
+    char: str = Field(description="the character it most likely is: `.`, `,`, `-` or `/`", examples=["."])
+    box: list[int] = Field(min_length=4, max_length=4, description=BOX_DESCRIPTION, examples=[[118, 60, 6, 6]])
+    line: int = Field(ge=0, description=LINE_DESCRIPTION)
+
+
+class FileReading(BaseModel):
+    """The number read from one image: an answer of /v1/read/batch."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_READING]})
+
+    text: str = Field(
+        description="the digits read, left to right; several lines top to bottom, joined by `\\n`", examples=["947833"]
+    )
+    confidence: float = Field(
+        ge=0,
+        le=1,
+        description="the probability that the whole reading is right: the product of the digits' confidences",
+    )
+    digits: list[ReadingDigit] = Field(description="one entry per digit of `text`, in its order")
+    marks: list[ReadingMark] = Field(
+        default_factory=list, description="small marks between the digits (a decimal point, a comma, a dash, a slash)"
+    )
+    notes: list[str] = Field(
+        default_factory=list, description="what preprocessing did to the upload (as on /v1/predict)"
+    )
+
+
+class Reading(FileReading):
+    """The number read from one image, and the model version that read it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{**EXAMPLE_READING, "model_version": "8f44499a9900"}]})
+
+    model_version: str = Field(description="the model version that answered (as on /v1/predict)")
+
+
+class BatchReading(BaseModel):
+    """One reading per uploaded file, in upload order."""
+
+    readings: list[FileReading]
+    model_version: str = Field(description="the model version that read every file of the batch")
+
+
+def reading_answers(found: list[NumberReading], explain: bool = False) -> list[dict[str, Any]]:
+    """Each file's reading as /v1/read/batch gives it (a `FileReading` as a plain dict); `explain`: with
+    each digit's 28x28 image, when the data plane kept them."""
+    return [
+        {
+            "text": reading.text,
+            "confidence": reading.confidence,
+            "digits": [_digit(digit, explain) for digit in reading.digits],
+            "marks": [{"char": m.char, "box": list(m.box), "line": m.line} for m in reading.marks],
+            "notes": reading.notes,
+        }
+        for reading in found
+    ]
+
+
+def _digit(digit: ReadDigit, explain: bool) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "digit": digit.digit,
+        "confidence": digit.confidence,
+        "probabilities": digit.probabilities.tolist(),
+        "box": list(digit.box),
+        "line": digit.line,
+    }
+    if digit.digit_score is not None:
+        answer["digit_score"], answer["is_digit"] = _rounded_down(digit.digit_score), digit.is_digit
+    if explain and digit.pixels is not None:
+        answer["pixels"] = digit.pixels.tolist()
+    return answer
+
+
+def _rounded_down(score: float) -> float:
+    """6 decimals, rounded down: a score shown as 1.0 is 1.0 (float64 scores stay under it)."""
+    return math.floor(score * 1e6) / 1e6

@@ -1,4 +1,4 @@
-"""`make fuzz`: fuzz the decode and preprocessing entry point (fuzz/harness.py) for FUZZ_SECONDS.
+"""`make fuzz`: fuzz the decode, preprocessing and reading entry points (fuzz/harness.py) for FUZZ_SECONDS.
 
     FUZZ_SECONDS=600 python -m fuzz        # the default: 10 minutes
     python -m fuzz --seconds 60 --corpus artifacts/fuzz/corpus

@@ -1,4 +1,5 @@
-"""Replay a corpus through preprocess() without instrumentation, and measure memory.
+"""Replay a corpus through its tasks (preprocess, and read: fuzz/inputs.py) without instrumentation, and
+measure memory.
 
 libFuzzer's own RSS grows with atheris's coverage instrumentation and its in-memory corpus (replaying
 the same inputs, an instrumented process grew by ~48 MiB per pass over 522 inputs; an uninstrumented
@@ -21,7 +22,6 @@ flat from round 1 under the engines' settings; a leak grows every round).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import resource
 import sys
@@ -31,18 +31,7 @@ from pathlib import Path
 
 from app.engines.environment import ALLOCATOR_ENV
 from app.engines.worker import Resident
-from app.errors import ImageError
-from app.preprocessing import DEFAULT_MAX_PIXELS, Mode, preprocess
-
-SMALL_CAP = 64 * 64  # fuzz.harness's; not imported from it: that would instrument these modules
-MODES: tuple[Mode, Mode] = ("mnist", "simple")
-
-
-def run(data: bytes) -> None:
-    if not data:
-        return
-    with contextlib.suppress(ImageError):
-        preprocess(data[1:], MODES[data[0] & 1], SMALL_CAP if data[0] & 2 else DEFAULT_MAX_PIXELS)
+from fuzz.inputs import load_network, run  # not fuzz.harness: that would instrument these modules
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,12 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore")  # Pillow's warnings about corrupt metadata: expected here
     paths = [p for p in sorted(args.corpus.iterdir()) if p.is_file()] + args.extra
     files = [p.read_bytes() for p in paths]
+    network = load_network()
     resident = Resident()
     after, slowest = [], (0.0, Path())
     for _ in range(args.rounds):
         for path, data in zip(paths, files, strict=True):
             started = time.perf_counter()
-            run(data)
+            run(data, network)
             slowest = max(slowest, (time.perf_counter() - started, path))
         after.append(resident() / 2**20)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

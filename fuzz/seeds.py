@@ -1,8 +1,10 @@
 """The seed corpus: one upload per kind of tools/uploads.py (every accepted format: PNG in its modes,
 JPEG, CMYK JPEG, GIF, animated GIF, BMP, WebP, TIFF) in each mode and pixel cap, and a few hostile files
 of the kinds the nasty-file tests refuse (a truncated PNG, a header claiming a huge size, a chunk with a
-wrong CRC, an EXIF-rotated JPEG, an empty and a text file). Small (a few hundred KiB in all), made on
-the fly: nothing to keep in the repository."""
+wrong CRC, an EXIF-rotated JPEG, an empty and a text file); each also read as a number at both pixel
+caps, and a few images of whole numbers (tools/numbers.py: each style, several lines, marks, the gap
+kinds) preprocessed and read with each option. Under 4 MiB in all, made on the fly:
+nothing to keep in the repository."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import numpy as np
 from PIL import Image
 
 import app.preprocessing.decode  # noqa: F401  (registers the HEIF plugin)
+from fuzz.inputs import READ
+from tools.numbers import GAPS, STYLES, DigitSource, make_number
 from tools.uploads import KINDS, SAMPLE, make_upload
 
 
@@ -38,8 +42,18 @@ def hostile(digit: np.ndarray) -> list[bytes]:
     return [data[: len(data) // 2], huge, bytes(bad_crc), rotated.getvalue(), b"", b"hello, world\n"]
 
 
+def numbers() -> list[bytes]:
+    """Images of whole numbers: one per style, the gap kinds in turn, on one to three lines."""
+    rng = np.random.default_rng(0)
+    source = DigitSource.load(fonts=())  # Pillow's default font: the same seeds on every machine
+    return [
+        make_number(rng, source, style=style, gap=GAPS[i % len(GAPS)], lines=1 + i % 3, length=(2, 6), marks=0.5).data
+        for i, style in enumerate(STYLES)
+    ]
+
+
 def seeds() -> list[bytes]:
-    """Every seed, its first byte the mode and cap (fuzz.harness.options)."""
+    """Every seed, its first byte the task and its options (fuzz/inputs.py)."""
     rng = np.random.default_rng(0)
     with np.load(SAMPLE) as sample:
         digits = sample["x"][:4]
@@ -51,7 +65,8 @@ def seeds() -> list[bytes]:
         )
         files.append(buffer.getvalue())
     files += hostile(digits[0])
-    return [bytes([head]) + data for data in files for head in range(4)]
+    one_digit = [bytes([head]) + data for data in files for head in (0, 1, 2, 3, READ, READ | 2)]
+    return one_digit + [bytes([head]) + data for data in numbers() for head in range(8)]
 
 
 def write(corpus: Path) -> int:

@@ -28,7 +28,7 @@ class RoutePolicy:
 TABLE: list[tuple[re.Pattern[str], RoutePolicy]] = [
     (re.compile(r"/(healthz|readyz)"), RoutePolicy(probe=True)),
     (re.compile(r"/v2/health/(live|ready)"), RoutePolicy(probe=True, shape="v2")),
-    (re.compile(r"/v1/predict/batch"), RoutePolicy(batch=True, inference=True)),
+    (re.compile(r"/v1/(predict|read)/batch"), RoutePolicy(batch=True, inference=True)),
     (re.compile(r"/v1/.*"), RoutePolicy(inference=True)),
     (re.compile(r"/v2/models/[^/]+(/versions/[^/]+)?/infer"), RoutePolicy(batch=True, inference=True, shape="v2")),
     (re.compile(r"/v2/models/.*"), RoutePolicy(inference=True, shape="v2")),

@@ -3,6 +3,7 @@
     mnist-service predict scans/ photo.heic 'more/**/*.png'    # a table; in-process, on every core
     mnist-service predict scans/ --json > digits.jsonl         # JSON lines (--csv: CSV)
     mnist-service predict scans/ --url http://127.0.0.1:8000   # with a running service instead
+    mnist-service read meters/ --json                          # whole numbers (/v1/read), the same options
     mnist-service serve                                        # python -m app
     mnist-service train --preset default                       # python -m training
 
@@ -20,16 +21,20 @@ import os
 import runpy
 import sys
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from app.cli.jobs import Job
 
 INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 TRAINING_NEEDS = ("training", "keras", "tensorflow")
 
 cli = typer.Typer(
     name="mnist-service",
-    help="Handwritten-digit recognition: predict the digits in image files, serve the model, train one.",
+    help="Handwritten-digit recognition: predict the digits in image files, read whole numbers, serve the model, "
+    "train one.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -49,53 +54,108 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+# the options predict and read share
+Paths = Annotated[
+    list[str], typer.Argument(help="Image files, folders (read recursively) or glob patterns.", metavar="PATH")
+]
+Url = Annotated[
+    str | None,
+    typer.Option(
+        help="Post the files to the service at this base URL instead of working in-process.", envvar="MNIST_URL"
+    ),
+]
+JsonLines = Annotated[bool, typer.Option("--json", help="One JSON object per file: its /v1 answer and `file`.")]
+CsvRows = Annotated[bool, typer.Option("--csv", help="CSV with a header: the table's columns.")]
+Processes = Annotated[
+    int | None,
+    typer.Option("--processes", "-j", min=1, help="Engine processes in-process.", show_default="the usable cores"),
+]
+BatchSize = Annotated[
+    int | None, typer.Option(min=1, help="Files per request with --url.", show_default="the service's most")
+]
+Concurrency = Annotated[int, typer.Option(min=1, help="Requests at once with --url.")]
+Retries = Annotated[int, typer.Option(min=0, help="Retries of a request answered 503 or whose connection failed.")]
+Timeout = Annotated[float, typer.Option(min=0.1, help="Seconds a request may take with --url.")]
+ApiKey = Annotated[
+    str | None,
+    typer.Option(help="Sent as `Authorization: Bearer` with --url.", envvar="MNIST_API_KEY", show_default=False),
+]
+ShowProgress = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="A progress bar on stderr.",
+        show_default="on a terminal, for more than a few files",
+    ),
+]
+
+
 @cli.command()
 def predict(
-    paths: Annotated[
-        list[str],
-        typer.Argument(help="Image files, folders (read recursively) or glob patterns.", metavar="PATH"),
-    ],
-    url: Annotated[
-        str | None,
-        typer.Option(
-            help="Post the files to the service at this base URL instead of working in-process.", envvar="MNIST_URL"
-        ),
-    ] = None,
-    json_lines: Annotated[
-        bool, typer.Option("--json", help="One JSON object per file: the /v1 prediction and `file`.")
-    ] = False,
-    csv_rows: Annotated[
-        bool, typer.Option("--csv", help="CSV with a header: file, digit, confidence, ..., notes.")
-    ] = False,
+    paths: Paths,
+    url: Url = None,
+    json_lines: JsonLines = False,
+    csv_rows: CsvRows = False,
     preprocess: Annotated[
         Preprocess, typer.Option(help="How uploads become the model's input (see /v1/model).")
     ] = Preprocess.mnist,
-    processes: Annotated[
-        int | None,
-        typer.Option("--processes", "-j", min=1, help="Engine processes in-process.", show_default="the usable cores"),
-    ] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(min=1, help="Files per request with --url.", show_default="the service's most")
-    ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Requests at once with --url.")] = 4,
-    retries: Annotated[
-        int, typer.Option(min=0, help="Retries of a request answered 503 or whose connection failed.")
-    ] = 5,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds a request may take with --url.")] = 120.0,
-    api_key: Annotated[
-        str | None,
-        typer.Option(help="Sent as `Authorization: Bearer` with --url.", envvar="MNIST_API_KEY", show_default=False),
-    ] = None,
-    progress: Annotated[
-        bool | None,
-        typer.Option(
-            "--progress/--no-progress",
-            help="A progress bar on stderr.",
-            show_default="on a terminal, for more than a few files",
-        ),
-    ] = None,
+    processes: Processes = None,
+    batch_size: BatchSize = None,
+    concurrency: Concurrency = 4,
+    retries: Retries = 5,
+    timeout: Timeout = 120.0,
+    api_key: ApiKey = None,
+    progress: ShowProgress = None,
 ) -> None:
     """Print the digit in each image file, in the order named (refused files on stderr)."""
+    from app.cli.jobs import Predict
+
+    answer(
+        Predict(preprocess.value), paths, url=url, json_lines=json_lines, csv_rows=csv_rows, processes=processes,
+        batch_size=batch_size, concurrency=concurrency, retries=retries, timeout=timeout, api_key=api_key,
+        progress=progress,
+    )  # fmt: skip
+
+
+@cli.command()
+def read(
+    paths: Paths,
+    url: Url = None,
+    json_lines: JsonLines = False,
+    csv_rows: CsvRows = False,
+    processes: Processes = None,
+    batch_size: BatchSize = None,
+    concurrency: Concurrency = 4,
+    retries: Retries = 5,
+    timeout: Timeout = 120.0,
+    api_key: ApiKey = None,
+    progress: ShowProgress = None,
+) -> None:
+    """Print the number in each image file (its digits, as /v1/read reads them), in the order named."""
+    from app.cli.jobs import Read
+
+    answer(
+        Read(), paths, url=url, json_lines=json_lines, csv_rows=csv_rows, processes=processes, batch_size=batch_size,
+        concurrency=concurrency, retries=retries, timeout=timeout, api_key=api_key, progress=progress,
+    )  # fmt: skip
+
+
+def answer(
+    job: Job,
+    paths: list[str],
+    *,
+    url: str | None,
+    json_lines: bool,
+    csv_rows: bool,
+    processes: int | None,
+    batch_size: int | None,
+    concurrency: int,
+    retries: int,
+    timeout: float,
+    api_key: str | None,
+    progress: bool | None,
+) -> NoReturn:
+    """Answer `job` for each file named, in-process or with the service at `url`; exit with the status."""
     from app.cli.files import NoFiles, find_files
     from app.cli.outcomes import Outcome, Report, progress_bar
 
@@ -105,7 +165,7 @@ def predict(
         files = find_files(paths)
     except NoFiles as exc:
         raise typer.BadParameter(str(exc), param_hint="PATH") from None
-    report = Report("json" if json_lines else "csv" if csv_rows else "table", [str(f) for f in files])
+    report = Report("json" if json_lines else "csv" if csv_rows else "table", [str(f) for f in files], job.columns)
     try:
         with progress_bar(len(files), progress) as advance:
 
@@ -117,16 +177,16 @@ def predict(
                 from app.cli import remote
 
                 asyncio.run(
-                    remote.predict_files(
-                        files, url, preprocess.value, put, batch_files=batch_size, concurrency=concurrency,
-                        api_key=api_key, retries=retries, timeout_s=timeout,
+                    remote.answer_files(
+                        files, url, job, put, batch_files=batch_size, concurrency=concurrency, api_key=api_key,
+                        retries=retries, timeout_s=timeout,
                     )
                 )  # fmt: skip
             else:
                 from app.cli import local
                 from app.config import Settings
 
-                asyncio.run(local.predict_files(files, preprocess.value, processes or usable_cores(), Settings(), put))
+                asyncio.run(local.answer_files(files, job, processes or usable_cores(), Settings(), put))
         report.close()
     except KeyboardInterrupt:
         sys.stdout.flush()
@@ -151,7 +211,7 @@ def stopped(error: Exception, done: int, total: int) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     if isinstance(cause, ModelLoadError | ValidationError):
-        print(f"error: cannot predict in-process: {cause}", file=sys.stderr)
+        print(f"error: cannot work in-process: {cause}", file=sys.stderr)
         return 2
     if isinstance(cause, ServiceUnavailable):
         left = f"; {total - done} of {total} files were not answered" if done else ""

@@ -1,7 +1,7 @@
-"""`mnist-service predict --url`: the files posted to a running service's `POST /v1/predict/batch`,
-several requests at once, each within the service's limits (`GET /v1/model`). A 503 is retried after
-its Retry-After; a batch refused for one bad file (the error's `file` names it) is sent again without
-it, so every other file is answered."""
+"""`mnist-service predict --url` and `read --url`: the files posted to a running service's batch route
+(`POST /v1/predict/batch`, `/v1/read/batch`), several requests at once, each within the service's
+limits (`GET /v1/model`). A 503 is retried after its Retry-After; a batch refused for one bad file
+(the error's `file` names it) is sent again without it, so every other file is answered."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from app.cli.jobs import Job
 from app.cli.outcomes import Answer, Outcome, Refusal
 
 DEFAULT_MAX_FILES = 64  # the service's defaults, for a service whose /v1/model doesn't say
@@ -28,10 +29,10 @@ class ServiceUnavailable(Exception):
     """The service cannot be used: unreachable, or it refuses every request (a wrong URL or key)."""
 
 
-async def predict_files(
+async def answer_files(
     files: list[Path],
     url: str,
-    mode: str,
+    job: Job,
     report: Callable[[int, Outcome], None],
     *,
     batch_files: int | None = None,
@@ -40,13 +41,13 @@ async def predict_files(
     retries: int = 5,
     timeout_s: float = 120.0,
 ) -> None:
-    """Classify each file with the service at `url`; `report(index, outcome)` as each is known. Raises
+    """Answer `job` for each file with the service at `url`; `report(index, outcome)` as each is known. Raises
     ServiceUnavailable when the service can't be reached or refuses to serve us."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     timeout = httpx.Timeout(timeout_s, connect=10.0)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=timeout, limits=limits) as client:
-        client_ = Client(client, mode, retries, report)
+        client_ = Client(client, job, retries, report)
         max_files, max_bytes = await client_.limits()
         batches = plan(files, min(batch_files or max_files, max_files), max_bytes, report)
 
@@ -89,9 +90,9 @@ def plan(files: list[Path], max_files: int, max_bytes: int, report: Callable[[in
 class Client:
     """Requests to one service, with retries; reports each file's outcome."""
 
-    def __init__(self, client: httpx.AsyncClient, mode: str, retries: int, report: Callable[[int, Outcome], None]):
+    def __init__(self, client: httpx.AsyncClient, job: Job, retries: int, report: Callable[[int, Outcome], None]):
         self.client = client
-        self.mode = mode
+        self.job = job
         self.retries = retries
         self.report = report
 
@@ -107,7 +108,7 @@ class Client:
         )
 
     async def post(self, batch: list[Item]) -> None:
-        """Read the batch's files and classify them; a file that can't be read is refused."""
+        """Read the batch's files and have them answered; a file that can't be read is refused."""
         items: list[tuple[int, Path, bytes]] = []
         for index, path in batch:
             try:
@@ -120,10 +121,13 @@ class Client:
         if not items:
             return
         files = [("files", (path.name, data, "application/octet-stream")) for _, path, data in items]
-        response = await self.request("POST", "/v1/predict/batch", params={"preprocess": self.mode}, files=files)
+        response = await self.request("POST", self.job.path, params=self.job.params, files=files)
         if response.status_code == 200:
-            for (index, path, _), prediction in zip(items, response.json()["predictions"], strict=True):
-                self.report(index, Answer(str(path), prediction))
+            body = response.json()
+            for (index, path, _), answer in zip(items, body[self.job.answers], strict=True):
+                # as the single-file route answers it: a reading of a batch leaves the version to the batch
+                answer.setdefault("model_version", body["model_version"])
+                self.report(index, Answer(str(path), answer))
             return
         code, detail = error_of(response)
         bad = failed_file(response, len(items))

@@ -25,7 +25,7 @@ from app.preprocessing import Page, open_page
 from app.preprocessing.decode import decode
 from app.preprocessing.form import as_mnist_digit, mnist_form_png
 from app.preprocessing.region import FIND_MARGIN, FIND_MARGIN_SHARE, FIND_SHARE, Region
-from app.reading.components import TALL_SHARE, chain_lines, find_components, line_height, line_slant
+from app.reading.components import TALL_SHARE, chain_lines, find_components, in_band, line_height, line_slant
 from app.reading.cuts import Digit, Model, atoms, deslanted, group, read_line
 from app.reading.marks import mark_char
 
@@ -67,17 +67,19 @@ def segment(data: bytes, model: Model, max_pixels: int, max_digits: int) -> Segm
     marks: list[Mark] = []
     for number, line in enumerate(chain_lines(parts, height)):
         middle = float(np.mean([p.centre_y for p in line]))
-        slant = line_slant(line)
+        slant = line_slant(line, height)
         inks = [deslanted(p, slant, middle) for p in line]
-        groups, small = group(inks, [p.height >= TALL_SHARE * height for p in line])
+        groups, small = group(inks, in_band(line, height))
         digits: list[Digit] = read_line(*atoms(groups, height), height, model) if groups else []
         baseline = float(np.median([d.box[3] for d in digits])) if digits else middle
+        found = [(d.box[0], d.mark or "", region_box(region, d.box)) for d in digits if d.mark]
+        found += [(m.box()[0], mark_char(m, baseline, height), region_box(region, m.box())) for m in small]
+        marks += [Mark(char, box, number) for _, char, box in sorted(found)]
         for digit in digits:
-            pixels_out.append(digit.pixels)
-            boxes.append(region_box(region, digit.box))
-            lines.append(number)
-        for mark in sorted(small, key=lambda m: m.left):
-            marks.append(Mark(mark_char(mark, baseline, height), region_box(region, mark.box()), number))
+            if digit.mark is None:
+                pixels_out.append(digit.pixels)
+                boxes.append(region_box(region, digit.box))
+                lines.append(number)
         if len(pixels_out) > max_digits:
             raise _too_many(max_digits)
     if not pixels_out:

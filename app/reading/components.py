@@ -3,6 +3,7 @@ pixels; the line height; components chained into lines left to right; a line's s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cc3d
@@ -12,6 +13,7 @@ INK_LEVEL = 0.4 * 255  # a pixel of ink: a faint halo would join neighbouring di
 STRONG_LEVEL = 0.5 * 255  # ... and of a stroke's core: what boxes and stroke widths are measured on
 SPECK_SHARE = 0.4  # a component with fewer core pixels than this share of a stroke's width squared is a speck
 TALL_SHARE = 0.5  # a component at least this share of the line height tall holds (part of) a digit
+BAND_SHARE = 0.6  # ... and stands in this share of the band the line's digits fill
 LINK_OVERLAP = 0.3  # a tall component joins a line whose last one shares this share of its height
 SLANTS = np.linspace(-0.5, 0.7, 13)  # shears tried when a line is deslanted (top's shift over height)
 
@@ -117,19 +119,54 @@ def _distance(part: Component, line: list[Component]) -> float:
     return max(near.top - y, y - near.bottom, 0.0) + 0.01 * abs(near.centre_x - part.centre_x)
 
 
-def line_slant(line: list[Component]) -> float:
-    """The writer's slant (a stroke's top shift over its height): the shear that makes the line's
-    column counts the most concentrated (vertical strokes stack when the slant is undone)."""
-    ys = np.concatenate([p.ys for p in line]).astype(np.float64)
-    xs = np.concatenate([p.xs for p in line]).astype(np.float64)
-    if len(ys) < 8:
-        return 0.0
-    ys -= ys.mean()
+def line_slant(line: list[Component], height: float) -> float:
+    """The writer's slant (a stroke's top shift over its height): the median over the line's tall
+    components of the shear that makes each one's column counts the most concentrated (vertical strokes
+    stack when the slant is undone). Per component, so that one long stroke (a slash, a 1) does not
+    set the slant of the whole line."""
+    slants = [_slant(p) for p in line if p.height >= TALL_SHARE * height and len(p.ys) >= 8]
+    return float(np.median(slants)) if slants else 0.0
+
+
+def _slant(part: Component) -> float:
+    ys = part.ys.astype(np.float64) - part.ys.mean()
+    xs = part.xs.astype(np.float64)
+    weights = part.values.astype(np.float64)
     best, best_score = 0.0, -1.0
     for slant in SLANTS:
         columns = np.rint(xs + slant * ys).astype(np.int64)
-        counts = np.bincount(columns - columns.min())
+        counts = np.bincount(columns - columns.min(), weights=weights)
         score = float(np.dot(counts, counts))
         if score > best_score:
             best, best_score = float(slant), score
     return best
+
+
+def in_band(line: list[Component], height: float) -> list[bool]:
+    """Which of a line's components stand in the band its digits fill (their tops and bottoms, fitted as
+    straight lines along the line, which may be tilted): a tall piece of ink hanging under the baseline
+    (a comma's tail) or standing over the tops is not a digit."""
+    tall = [p for p in line if p.height >= TALL_SHARE * height]
+    xs = np.array([p.centre_x for p in tall])
+    tops, bottoms = np.array([p.top for p in tall], float), np.array([p.bottom for p in tall], float)
+    top_at, bottom_at = _fit(xs, tops), _fit(xs, bottoms)
+    flags = []
+    for part in line:
+        top, bottom = top_at(part.centre_x), bottom_at(part.centre_x)
+        shared = min(bottom, part.bottom) - max(top, part.top)
+        flags.append(part.height >= TALL_SHARE * height and shared >= BAND_SHARE * (bottom - top))
+    return flags
+
+
+def _fit(xs: np.ndarray, ys: np.ndarray) -> Callable[[float], float]:
+    """y along the line: a straight line through the medians of its left and right halves (robust to a
+    few outliers), or the median when there are fewer than 4 points."""
+    if len(xs) < 4:
+        level = float(np.median(ys))
+        return lambda x: level
+    order = np.argsort(xs)
+    half = len(xs) // 2
+    x0, y0 = float(np.median(xs[order[:half]])), float(np.median(ys[order[:half]]))
+    x1, y1 = float(np.median(xs[order[-half:]])), float(np.median(ys[order[-half:]]))
+    slope = (y1 - y0) / (x1 - x0) if x1 > x0 else 0.0
+    return lambda x: y0 + slope * (x - x0)

@@ -24,8 +24,10 @@ MAX_DIGIT_WIDTH = 1.25  # a candidate digit made of several pieces is at most th
 MAX_PIECES = 6
 MIN_DIGIT_HEIGHT = 0.5  # ... and at least this many line heights high  # ... and of at most this many pieces
 DIGIT_BONUS = 0.0  # added per digit read: without it, fewer digits would always score higher
-CUT_COST = 1.0  # what a digit ending at a cut through ink costs (a gap between groups costs nothing)
+CUT_COST = 0.0  # what a digit ending at a cut through ink costs (a gap between groups costs nothing)
 SKIP_COST = 6.0  # what leaving a piece out costs (a speck between digits, not a digit)
+SLASH_SLOPE = 0.3  # a one read as a "1" that leans this much more than the line's slant is a slash
+SCORE_WEIGHT = 1.0  # of the digit score's log, beside the confidence's
 FLOOR = 1e-6  # probabilities and scores below this count as this (the logs stay finite)
 
 Model = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
@@ -78,6 +80,7 @@ class Digit:
 
     pixels: np.ndarray  # (28, 28) uint8
     box: tuple[int, int, int, int]  # left, top, right, bottom in the working image
+    mark: str | None = None  # "/": not a digit but a slash
 
 
 def deslanted(part: Component, slant: float, middle: float) -> Ink:
@@ -170,7 +173,7 @@ def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -
     probabilities, scores = model(flatten_and_scale(np.stack(images)))
     value = np.log(np.maximum(probabilities.max(axis=1), FLOOR)) + DIGIT_BONUS
     if scores is not None:
-        value += np.log(np.maximum(scores, FLOOR))
+        value += SCORE_WEIGHT * np.log(np.maximum(scores, FLOOR))
     best = np.full(n + 1, -np.inf)
     best[0] = 0.0
     back: list[int | None] = [None] * (n + 1)
@@ -193,6 +196,18 @@ def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -
         if step is None:
             j -= 1
             continue
-        digits.append(Digit(images[step], boxes[step]))
-        j = spans[step][0]
+        i = spans[step][0]
+        slash = int(probabilities[step].argmax()) == 1 and is_slash(Ink.join(pieces[i:j]))
+        digits.append(Digit(images[step], boxes[step], "/" if slash else None))
+        j = i
     return digits[::-1]
+
+
+def is_slash(ink: Ink) -> bool:
+    """A stroke that leans (its columns, the line's slant undone, against its rows) as a slash does."""
+    ys = ink.ys.astype(np.float64)
+    spread = float(np.var(ys))
+    if spread <= 0:
+        return False
+    slope = float(np.mean((ys - ys.mean()) * (ink.columns - ink.columns.mean()))) / spread
+    return slope <= -SLASH_SLOPE

@@ -8,6 +8,7 @@ developer machine and fail in CI (CI=true). Screenshots of each step go to artif
 from __future__ import annotations
 
 import base64
+import math
 import os
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.webdriver import ActionChains
 from selenium.webdriver.common.actions import interaction
 from selenium.webdriver.common.actions.action_builder import ActionBuilder
 from selenium.webdriver.common.actions.pointer_input import PointerInput
@@ -480,3 +482,226 @@ def test_redoc_renders_offline(server: str, browser: Driver) -> None:
     assert same_origin_only(browser, server) in ([], [REDOCLY_BADGE])
     operations = browser.find_elements(By.CSS_SELECTOR, "[data-section-id^='operation/']")
     assert len(operations) >= 8
+
+
+# number mode: the pad is 3:1 (840x280 pixels); Read sends it to /v1/read and the page shows the text, its
+# confidence, each digit, and the boxes over the drawing
+
+
+def shifted(points: Sequence[tuple[int, int]], dx: int) -> list[tuple[int, int]]:
+    return [(x + dx, y) for x, y in points]
+
+
+# three digits far apart, offsets from the centre of the number pad (about 815x272 CSS pixels at 1100x900)
+ZERO = [(round(45 * math.sin(a / 16 * 2 * math.pi)), round(-90 * math.cos(a / 16 * 2 * math.pi))) for a in range(17)]
+NUMBER_STROKES = [shifted(ONE, -280), shifted(SEVEN_STROKE, 0), shifted(ZERO, 280)]
+
+
+def number_mode(driver: Driver) -> None:
+    """Switch the page to number mode with the mouse, as a user would (the radio buttons look like a switch)."""
+    driver.find_element(By.CSS_SELECTOR, "label:has(> input[name=mode][value=number])").click()
+    assert driver.find_element(By.CSS_SELECTOR, "input[name=mode][value=number]").is_selected()
+
+
+def read_answer(server: str, name: str, data: bytes, content_type: str = "image/png") -> httpx.Response:
+    return httpx.post(f"{server}/v1/read", files={"file": (name, data, content_type)}, timeout=30)
+
+
+def page_reading(driver: Driver) -> dict[str, Any]:
+    """What the page shows of a reading: the text, the confidence, the digit chips, the marks, and each box
+    drawn over the pad, in CSS pixels from the pad's top left corner."""
+    return dict(
+        driver.execute_script(
+            "const pad = document.getElementById('pad').getBoundingClientRect();"
+            "const text = id => document.getElementById(id).innerText;"
+            "return {text: text('text'), confidence: text('reading-confidence'),"
+            "  shown: !document.getElementById('reading').hidden,"
+            "  chips: [...document.querySelectorAll('#digits li')].map(li => li.innerText.replace(/\\s+/g, ' ')),"
+            "  marks: document.getElementById('marks').hidden ? '' : text('marks'),"
+            "  pad: [pad.width, pad.height],"
+            "  boxes: [...document.querySelectorAll('#boxes .box')].map(b => {"
+            "    const r = b.getBoundingClientRect();"
+            "    return {kind: b.classList.contains('mark') ? 'mark' : 'digit', tag: b.innerText, data: {...b.dataset},"
+            "      box: [r.left - pad.left, r.top - pad.top, r.width, r.height]};"
+            "  })};"
+        )
+    )
+
+
+def assert_page_reads(driver: Driver, answer: dict[str, Any], frame: tuple[float, float, float] = (0, 0, 1)) -> None:
+    """The page shows exactly /v1/read's `answer`: its text and confidence, a chip per digit, and the box of
+    each digit and mark at its place on the pad (`frame`: where the image lies on the 840x280 pad, x, y, scale)."""
+    shown = page_reading(driver)
+    assert shown["shown"]
+    assert shown["text"] == (answer["text"] or "no digits")
+    assert shown["confidence"] == f"{answer['confidence'] * 100:.1f}% sure"
+    assert shown["chips"] == [f"{d['digit']} {d['confidence'] * 100:.1f}%" for d in answer["digits"]]
+    marks = answer.get("marks", [])
+    assert shown["marks"] == (f"Marks, not in the text: {' '.join(m['char'] for m in marks)}" if marks else "")
+    expected = [("digit", d["box"], f"{d['digit']} {d['confidence'] * 100:.0f}%") for d in answer["digits"]]
+    expected += [("mark", m["box"], m["char"]) for m in marks]
+    assert [(b["kind"], b["tag"]) for b in shown["boxes"]] == [(kind, tag) for kind, _, tag in expected]
+    to_css = shown["pad"][0] / 840  # the pad's pixels to CSS pixels
+    assert shown["pad"][1] == pytest.approx(280 * to_css, abs=1), "the pad keeps its 3:1 shape"
+    x0, y0, scale = frame
+    for box, (_, (x, y, w, h), _) in zip(shown["boxes"], expected, strict=True):
+        place = [(x0 + x * scale) * to_css, (y0 + y * scale) * to_css, w * scale * to_css, h * scale * to_css]
+        assert box["box"] == pytest.approx(place, abs=1.0), "boxes are the image's pixels, scaled to the pad"
+    digit_boxes = [b for b in shown["boxes"] if b["kind"] == "digit"]
+    assert [b["data"]["digit"] for b in digit_boxes] == [str(d["digit"]) for d in answer["digits"]]
+
+
+def test_number_mode_reads_three_drawn_digits(server: str, page: Driver) -> None:
+    assert page.find_element(By.ID, "pad").size == {"width": 280, "height": 280}
+    number_mode(page)
+    assert page.execute_script("const p = document.getElementById('pad'); return [p.width, p.height]") == [840, 280]
+    assert page.find_element(By.ID, "draw-title").text == "Draw a number, or drop an image"
+    assert page.find_element(By.ID, "result-title").text == "Reading"
+    assert page.find_element(By.ID, "pad").accessible_name.startswith("Drawing area: draw a whole number")
+    assert page.find_element(By.ID, "status").text == "Draw a number, then press Read: the digits read appear here."
+    shot(page, "17-number-mode.png")
+    for stroke in NUMBER_STROKES:
+        draw(page, stroke)
+    time.sleep(0.3)
+    assert page.execute_script("return window.answers") == 0, "no request per stroke: a number is read on Read"
+    assert page.find_element(By.ID, "status").text == "Press Read (or Enter) when the number is done."
+    page.find_element(By.ID, "read").click()
+    wait_for_answers(page, 1)
+    shot(page, "18-number-read.png")
+    response = read_answer(server, "drawing.png", canvas_png(page))
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert_page_reads(page, answer)
+    assert page.find_element(By.ID, "status").text.startswith("Your drawing")
+    # the reader's accuracy is not this test's business, its layout is: three digits, left to right, each box
+    # around its own stroke (the page's thirds), a "1" first
+    assert len(answer["text"]) == 3 and answer["text"].isdigit(), answer
+    assert len(answer["digits"]) == 3 and {d["line"] for d in answer["digits"]} == {0}
+    assert answer["digits"][0]["digit"] == 1
+    for third, digit in enumerate(answer["digits"]):
+        x, _, w, _ = digit["box"]
+        assert third * 280 <= x + w / 2 < (third + 1) * 280, f"digit {third} is boxed around its own stroke"
+    assert 0 < answer["confidence"] <= 1
+    assert not page.find_element(By.ID, "result").is_displayed(), "no single-digit answer in number mode"
+    # a new stroke: the boxes no longer fit the drawing and go; the reading stays, dimmed, until the next Read
+    draw(page, shifted(ONE, 380))
+    assert page_reading(page)["boxes"] == []
+    assert "stale" in (page.find_element(By.ID, "reading").get_attribute("class") or "")
+    page.find_element(By.ID, "pad").send_keys(Keys.ENTER)  # Enter on the pad reads too
+    wait_for_answers(page, 2)
+    answer = read_answer(server, "drawing.png", canvas_png(page)).json()
+    assert_page_reads(page, answer)
+    assert len(answer["digits"]) == 4
+
+
+def test_number_mode_shows_the_apis_error(server: str, page: Driver) -> None:
+    number_mode(page)
+    page.find_element(By.ID, "read").click()  # nothing drawn: no ink
+    wait_for_answers(page, 1)
+    shot(page, "19-number-blank.png")
+    response = read_answer(server, "drawing.png", canvas_png(page))
+    assert response.status_code == 422
+    body = response.json()
+    assert page.find_element(By.ID, "error-detail").text == body["detail"]
+    assert page.find_element(By.ID, "error-title").text == f"The API answered 422 ({body['code']}):"
+    assert not page.find_element(By.ID, "reading").is_displayed()
+    assert page_reading(page)["boxes"] == []
+
+
+def test_number_mode_upload_keyboard_and_back_to_digits(server: str, page: Driver) -> None:
+    # the switch by keyboard: a radio group right after the file picker (the arrow keys change the mode)
+    for _ in range(7):  # (not the element's send_keys: on the file input, that would be a file name)
+        ActionChains(page).send_keys(Keys.TAB).perform()
+    radio = page.switch_to.active_element
+    assert (radio.get_attribute("name"), radio.get_attribute("value")) == ("mode", "digit")
+    assert radio.accessible_name == "one digit"
+    assert page.find_element(By.CSS_SELECTOR, "fieldset.mode legend").text == "Read"
+    page.switch_to.active_element.send_keys(Keys.ARROW_RIGHT)
+    assert page.find_element(By.CSS_SELECTOR, "input[name=mode][value=number]").is_selected()
+    assert page.find_element(By.ID, "read").is_displayed()
+    outline = page.find_element(By.CSS_SELECTOR, "label:has(> input[value=number])").value_of_css_property(
+        "outline-style"
+    )
+    assert outline == "solid", "a visible focus ring on the switch"
+    # a file goes to /v1/read at once; its boxes are placed over the image as fitted on the pad (28x28 -> x10)
+    page.find_element(By.ID, "file").send_keys(str(SEVEN_PNG))
+    wait_for_answers(page, 1)
+    shot(page, "20-number-uploaded-seven.png")
+    answer = read_answer(server, "seven.png", SEVEN).json()
+    assert answer["text"] == "7"
+    assert_page_reads(page, answer, frame=(280, 0, 10))
+    # back to one digit: the square pad and /v1/predict on every stroke, as before
+    page.find_element(By.CSS_SELECTOR, "label:has(> input[name=mode][value=digit])").click()
+    assert page.execute_script("const p = document.getElementById('pad'); return [p.width, p.height]") == [280, 280]
+    assert page.find_element(By.ID, "pad").size == {"width": 280, "height": 280}
+    assert not page.find_element(By.ID, "read").is_displayed()
+    assert not page.find_element(By.ID, "reading").is_displayed() and page_reading(page)["boxes"] == []
+    assert page.find_element(By.ID, "status").text == "Draw a digit: the model's answer appears here."
+    draw(page, ONE)
+    wait_for_answers(page, 2)
+    answer = api_answer(server, "drawing.png", canvas_png(page))
+    assert answer["digit"] == 1
+    assert_page_shows(page, answer)
+
+
+def test_number_mode_on_a_phone(server: str, browser: Driver) -> None:
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+    browser.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
+    try:
+        browser.get(server + "/")
+        watch(browser)
+        number_mode(browser)
+        width = browser.find_element(By.ID, "pad").size["width"]
+        for stroke in ([(x // 3, y // 3) for x, y in s] for s in NUMBER_STROKES):  # the pad is ~340 CSS px wide
+            draw(browser, stroke, interaction.POINTER_TOUCH)
+        browser.find_element(By.ID, "read").click()
+        wait_for_answers(browser, 1)
+        shot(browser, "21-phone-number.png")
+        answer = read_answer(server, "drawing.png", canvas_png(browser)).json()
+        assert_page_reads(browser, answer)
+        assert width < PHONE["width"]
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= PHONE["width"]
+    finally:
+        browser.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": False})
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def placed(points: Sequence[tuple[int, int]], dx: int, dy: int, scale: float = 0.5) -> list[tuple[int, int]]:
+    """A stroke made smaller and moved: two lines of digits fit the number pad."""
+    return [(round(x * scale) + dx, round(y * scale) + dy) for x, y in points]
+
+
+def test_number_mode_reads_two_lines(server: str, page: Driver) -> None:
+    number_mode(page)
+    for stroke in (placed(ONE, -120, -65), placed(SEVEN_STROKE, 60, -65), placed(ZERO, -120, 65), placed(ONE, 60, 65)):
+        draw(page, stroke)
+    page.find_element(By.ID, "read").click()
+    wait_for_answers(page, 1)
+    shot(page, "22-number-two-lines.png")
+    answer = read_answer(server, "drawing.png", canvas_png(page)).json()
+    assert_page_reads(page, answer)
+    assert [len(line) for line in answer["text"].split("\n")] == [2, 2], answer["text"]
+    assert [d["line"] for d in answer["digits"]] == [0, 0, 1, 1]
+    assert page.find_element(By.ID, "text").text == answer["text"], "one line of text per line drawn"
+    labels = [li.get_attribute("aria-label") for li in page.find_elements(By.CSS_SELECTOR, "#digits li")]
+    assert [label.rsplit(", ", 1)[-1] for label in labels] == ["line 1", "line 1", "line 2", "line 2"]
+
+
+def test_number_mode_marks_are_boxed_apart(server: str, page: Driver) -> None:
+    number_mode(page)
+    for stroke in (shifted(ONE, -150), [(-10, 80), (-9, 81)], shifted(SEVEN_STROKE, 130)):
+        draw(page, stroke)  # 1.7: the point is a tap
+    page.find_element(By.ID, "read").click()
+    wait_for_answers(page, 1)
+    shot(page, "23-number-with-a-point.png")
+    answer = read_answer(server, "drawing.png", canvas_png(page)).json()
+    assert_page_reads(page, answer)
+    assert len(answer["digits"]) == 2 and len(answer["text"]) == 2, answer["text"]
+    assert len(answer["marks"]) == 1, "the point is a mark, not a digit"
+    (one, seven), (mark,) = [d["box"] for d in answer["digits"]], [m["box"] for m in answer["marks"]]
+    assert one[0] + one[2] <= mark[0] and mark[0] + mark[2] <= seven[0], "the mark lies between the digits"
+    colours = page.execute_script(
+        "return ['digit', 'mark'].map(k => getComputedStyle(document.querySelector('#boxes .box.' + k)).borderTopColor)"
+    )
+    assert colours[0] != colours[1], "marks are boxed in their own colour"
+    assert page.find_element(By.ID, "marks").text.startswith("Marks, not in the text: ")
