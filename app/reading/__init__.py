@@ -69,17 +69,15 @@ def segment(data: bytes, model: Model, max_pixels: int, max_digits: int) -> Segm
         middle = float(np.mean([p.centre_y for p in line]))
         slant = line_slant(line, height)
         inks = [deslanted(p, slant, middle) for p in line]
-        groups, small = group(inks, in_band(line, height))
+        groups, small = group(inks, in_band(line, height), height)
         digits: list[Digit] = read_line(*atoms(groups, height), height, model) if groups else []
         baseline = float(np.median([d.box[3] for d in digits])) if digits else middle
-        found = [(d.box[0], d.mark or "", region_box(region, d.box)) for d in digits if d.mark]
-        found += [(m.box()[0], mark_char(m, baseline, height), region_box(region, m.box())) for m in small]
-        marks += [Mark(char, box, number) for _, char, box in sorted(found)]
+        for mark in sorted(small, key=lambda m: m.left):
+            marks.append(Mark(mark_char(mark, baseline, height), region_box(region, mark.box()), number))
         for digit in digits:
-            if digit.mark is None:
-                pixels_out.append(digit.pixels)
-                boxes.append(region_box(region, digit.box))
-                lines.append(number)
+            pixels_out.append(digit.pixels)
+            boxes.append(region_box(region, digit.box))
+            lines.append(number)
         if len(pixels_out) > max_digits:
             raise _too_many(max_digits)
     if not pixels_out:

@@ -14,6 +14,7 @@ STRONG_LEVEL = 0.5 * 255  # ... and of a stroke's core: what boxes and stroke wi
 SPECK_SHARE = 0.4  # a component with fewer core pixels than this share of a stroke's width squared is a speck
 TALL_SHARE = 0.5  # a component at least this share of the line height tall holds (part of) a digit
 BAND_SHARE = 0.6  # ... and stands in this share of the band the line's digits fill
+LINE_SHARE = 0.7  # lines are chained through components this tall (a comma's tail is shorter)
 LINK_OVERLAP = 0.3  # a tall component joins a line whose last one shares this share of its height
 SLANTS = np.linspace(-0.5, 0.7, 13)  # shears tried when a line is deslanted (top's shift over height)
 
@@ -87,7 +88,7 @@ def chain_lines(parts: list[Component], height: float) -> list[list[Component]]:
     """Components in lines, top to bottom: the tall ones chained left to right (each joins the line whose
     last tall component shares most of its height, so a tilted line is followed), then the others put
     in the line whose nearest tall component they sit closest to (their height is checked by the caller)."""
-    tall = sorted((p for p in parts if p.height >= TALL_SHARE * height), key=lambda p: p.left)
+    tall = sorted((p for p in parts if p.height >= LINE_SHARE * height), key=lambda p: p.left)
     lines: list[list[Component]] = []
     for part in tall:
         best, best_overlap = None, LINK_OVERLAP * part.height
@@ -101,7 +102,7 @@ def chain_lines(parts: list[Component], height: float) -> list[list[Component]]:
         else:
             best.append(part)
     for part in parts:
-        if part.height >= TALL_SHARE * height:
+        if part.height >= LINE_SHARE * height:
             continue
         if not lines:
             lines.append([part])

@@ -14,7 +14,7 @@ import numpy as np
 from app.contract import flatten_and_scale
 from app.errors import ImageError
 from app.preprocessing import to_mnist_form
-from app.reading.components import STRONG_LEVEL, Component
+from app.reading.components import STRONG_LEVEL, TALL_SHARE, Component
 
 GROUP_OVERLAP = 0.5  # components whose (deslanted) columns overlap by this share of the narrower: one digit's
 CUT_FROM = 0.45  # groups at least this many line heights wide are offered cuts ...
@@ -25,8 +25,10 @@ MAX_PIECES = 6
 MIN_DIGIT_HEIGHT = 0.5  # ... and at least this many line heights high  # ... and of at most this many pieces
 DIGIT_BONUS = 0.0  # added per digit read: without it, fewer digits would always score higher
 CUT_COST = 0.0  # what a digit ending at a cut through ink costs (a gap between groups costs nothing)
-SKIP_COST = 6.0  # what leaving a piece out costs (a speck between digits, not a digit)
-SLASH_SLOPE = 0.3  # a one read as a "1" that leans this much more than the line's slant is a slash
+SKIP_COST = 6.0
+MERGE_COST = 0.0  # what a digit bridging a gap between components costs (a broken digit's pieces)
+WIDE = 0.85  # a digit wider than this many line heights ...
+WIDTH_COST = 0.0  # ... costs this much per tenth of a line height over it  # what leaving a piece out costs (a speck between digits, not a digit)
 SCORE_WEIGHT = 1.0  # of the digit score's log, beside the confidence's
 FLOOR = 1e-6  # probabilities and scores below this count as this (the logs stay finite)
 
@@ -80,27 +82,48 @@ class Digit:
 
     pixels: np.ndarray  # (28, 28) uint8
     box: tuple[int, int, int, int]  # left, top, right, bottom in the working image
-    mark: str | None = None  # "/": not a digit but a slash
 
 
 def deslanted(part: Component, slant: float, middle: float) -> Ink:
     return Ink(part.ys, part.xs, part.values, part.xs + slant * (part.ys - middle))
 
 
-def group(parts: list[Ink], tall: list[bool]) -> tuple[list[Ink], list[Ink]]:
+def group(parts: list[Ink], tall: list[bool], height: float) -> tuple[list[Ink], list[Ink]]:
     """The line's digit material in groups, left to right: each tall component, with the small ones that
-    sit over or under it (a 5's bar, a broken stroke); and the small components beside every tall one:
-    the marks. Tall components stay apart: the cuts decide which of them make one digit."""
+    sit over or under it (a 5's bar, a broken stroke), and small ones stacked over each other into
+    something as tall as a digit (a dotted stroke); the small components left: the marks. Tall
+    components stay apart: the cuts decide which of them make one digit."""
     groups = sorted((p for p, t in zip(parts, tall, strict=True) if t), key=lambda p: p.left)
     members: list[list[Ink]] = [[g] for g in groups]
-    marks = []
+    loose = []
     for part in (p for p, t in zip(parts, tall, strict=True) if not t):
         shares = [_overlap((part.left, part.right), (g.left, g.right), of_first=True) for g in groups]
         if shares and max(shares) >= GROUP_OVERLAP:
             members[int(np.argmax(shares))].append(part)
         else:
-            marks.append(part)
+            loose.append(part)
+    marks = []
+    for stack in _stacks(loose):
+        rows = max(int(p.ys.max()) for p in stack) + 1 - min(int(p.ys.min()) for p in stack)
+        if len(stack) > 1 and rows >= TALL_SHARE * height:
+            members.append(stack)
+        else:
+            marks += stack
+    members.sort(key=lambda m: min(p.left for p in m))
     return [Ink.join(m) for m in members], marks
+
+
+def _stacks(parts: list[Ink]) -> list[list[Ink]]:
+    """Small components in stacks: those whose columns overlap (by GROUP_OVERLAP of the narrower), chained."""
+    stacks: list[list[Ink]] = []
+    for part in sorted(parts, key=lambda p: p.left):
+        for stack in stacks:
+            if any(_overlap((part.left, part.right), (p.left, p.right)) >= GROUP_OVERLAP for p in stack):
+                stack.append(part)
+                break
+        else:
+            stacks.append([part])
+    return stacks
 
 
 def _overlap(a: tuple[float, float], b: tuple[float, float], of_first: bool = False) -> float:
@@ -154,6 +177,7 @@ def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -
     spans: list[tuple[int, int]] = []
     images: list[np.ndarray] = []
     boxes: list[tuple[int, int, int, int]] = []
+    prior: list[float] = []
     for i in range(n):
         for j in range(i + 1, min(n, i + MAX_PIECES) + 1):
             ink = Ink.join(pieces[i:j])
@@ -168,10 +192,13 @@ def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -
                 continue
             spans.append((i, j))
             boxes.append(ink.box())
+            merged = sum(not c for c in cut[i : j - 1])  # gaps between components it bridges
+            excess = max(0.0, (ink.right - ink.left) / height - WIDE)
+            prior.append(-MERGE_COST * merged - WIDTH_COST * excess / 0.1)
     if not spans:
         return []
     probabilities, scores = model(flatten_and_scale(np.stack(images)))
-    value = np.log(np.maximum(probabilities.max(axis=1), FLOOR)) + DIGIT_BONUS
+    value = np.log(np.maximum(probabilities.max(axis=1), FLOOR)) + DIGIT_BONUS + np.array(prior)
     if scores is not None:
         value += SCORE_WEIGHT * np.log(np.maximum(scores, FLOOR))
     best = np.full(n + 1, -np.inf)
@@ -196,18 +223,8 @@ def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -
         if step is None:
             j -= 1
             continue
-        i = spans[step][0]
-        slash = int(probabilities[step].argmax()) == 1 and is_slash(Ink.join(pieces[i:j]))
-        digits.append(Digit(images[step], boxes[step], "/" if slash else None))
-        j = i
+        digits.append(Digit(images[step], boxes[step]))
+        j = spans[step][0]
     return digits[::-1]
 
 
-def is_slash(ink: Ink) -> bool:
-    """A stroke that leans (its columns, the line's slant undone, against its rows) as a slash does."""
-    ys = ink.ys.astype(np.float64)
-    spread = float(np.var(ys))
-    if spread <= 0:
-        return False
-    slope = float(np.mean((ys - ys.mean()) * (ink.columns - ink.columns.mean()))) / spread
-    return slope <= -SLASH_SLOPE
