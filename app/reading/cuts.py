@@ -5,7 +5,6 @@ model itself (its confidence and its digit score: a half digit or two digits at 
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,12 +19,15 @@ GROUP_OVERLAP = 0.5  # components whose (deslanted) columns overlap by this shar
 CUT_FROM = 0.45  # groups at least this many line heights wide are offered cuts ...
 CUT_MARGIN = 0.12  # ... no closer than this to their ends ...
 CUT_SPACING = 0.1  # ... nor to each other (line heights)
+PATH_REACH = 0.25  # a cut's path strays at most this many line heights from its cut point ...
+PATH_STRAY = 0.05  # ... and each column it strays costs as much as this share of a full-ink pixel
 MAX_DIGIT_WIDTH = 1.25  # a candidate digit made of several pieces is at most this many line heights wide
 MAX_PIECES = 6
 MIN_DIGIT_HEIGHT = 0.5  # ... and at least this many line heights high  # ... and of at most this many pieces
 DIGIT_BONUS = 0.0  # added per digit read: without it, fewer digits would always score higher
 CUT_COST = 0.0  # what a digit ending at a cut through ink costs (a gap between groups costs nothing)
 SKIP_COST = 6.0
+ONE_CUT_COST = 0.0  # what a "1" cut out of ink costs
 MERGE_COST = 0.0  # what a digit bridging a gap between components costs (a broken digit's pieces)
 WIDE = 0.85  # a digit wider than this many line heights ...
 WIDTH_COST = 0.0  # ... costs this much per tenth of a line height over it  # what leaving a piece out costs (a speck between digits, not a digit)
@@ -154,19 +156,54 @@ def cut_points(group: Ink, height: float) -> list[float]:
 
 
 def atoms(groups: list[Ink], height: float) -> tuple[list[Ink], list[bool]]:
-    """The line over-cut: each group split at its cut points, left to right; and for each piece, whether
-    it ends at a cut through ink (not at a gap between groups)."""
+    """The line over-cut: each group split along a cut path from each of its cut points, left to right;
+    and for each piece, whether it ends at a cut through ink (not at a gap between groups)."""
     pieces, cut = [], []
     for g in groups:
-        edges = [-np.inf, *cut_points(g, height), np.inf]
-        for a, b in itertools.pairwise(edges):
-            part = g.where((g.columns >= a) & (g.columns < b))
+        paths = [cut_path(g, column, height) for column in cut_points(g, height)]
+        for k in range(1, len(paths)):
+            np.maximum(paths[k], paths[k - 1], out=paths[k])  # paths never cross
+        row = g.ys - int(g.ys.min())
+        side = np.zeros(len(row), np.int64)
+        for path in paths:
+            side += np.floor(g.columns) > path[row]
+        for k in range(len(paths) + 1):
+            part = g.where(side == k)
             if len(part.ys):
                 pieces.append(part)
                 cut.append(True)
         if cut:
             cut[-1] = False
     return pieces, cut
+
+
+def cut_path(group: Ink, column: float, height: float) -> np.ndarray:
+    """Per row of the group (top to bottom), the deslanted column a cut from `column` passes at: the path
+    through the least ink that moves at most one column per row and strays at most PATH_REACH line
+    heights from `column` (touching digits meet along a curve, not a straight line). A pixel is left
+    of the cut when its column is at most the path's."""
+    top = int(group.ys.min())
+    rows = int(group.ys.max()) + 1 - top
+    reach = max(1, round(PATH_REACH * height))
+    low, width = int(np.floor(column)) - reach, 2 * reach + 1
+    columns = np.floor(group.columns).astype(np.int64) - low
+    inside = (columns >= 0) & (columns < width)
+    cost = np.zeros((rows, width))
+    np.add.at(cost, (group.ys[inside] - top, columns[inside]), group.values[inside])
+    cost += PATH_STRAY * 255.0 * np.abs(np.arange(width) - reach)  # otherwise drawn to the window's edges
+    total = cost[0].copy()
+    steps = np.zeros((rows, width), np.int64)
+    for r in range(1, rows):
+        options = np.vstack([np.r_[np.inf, total[:-1]], total, np.r_[total[1:], np.inf]])
+        step = options.argmin(axis=0)
+        total = options[step, np.arange(width)] + cost[r]
+        steps[r] = step - 1
+    path = np.empty(rows)
+    c = int(total.argmin())
+    for r in range(rows - 1, -1, -1):
+        path[r] = low + c
+        c += int(steps[r, c])
+    return path
 
 
 def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -> list[Digit]:
@@ -178,6 +215,7 @@ def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -
     images: list[np.ndarray] = []
     boxes: list[tuple[int, int, int, int]] = []
     prior: list[float] = []
+    sliced: list[bool] = []
     for i in range(n):
         for j in range(i + 1, min(n, i + MAX_PIECES) + 1):
             ink = Ink.join(pieces[i:j])
@@ -193,12 +231,15 @@ def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -
             spans.append((i, j))
             boxes.append(ink.box())
             merged = sum(not c for c in cut[i : j - 1])  # gaps between components it bridges
+            sliced.append((i > 0 and cut[i - 1]) or cut[j - 1])  # cut out of ink on either side
             excess = max(0.0, (ink.right - ink.left) / height - WIDE)
             prior.append(-MERGE_COST * merged - WIDTH_COST * excess / 0.1)
     if not spans:
         return []
     probabilities, scores = model(flatten_and_scale(np.stack(images)))
     value = np.log(np.maximum(probabilities.max(axis=1), FLOOR)) + DIGIT_BONUS + np.array(prior)
+    # a stroke cut out of a wider digit is a perfect "1" to the model: a cut-out one must earn its place
+    value -= ONE_CUT_COST * ((probabilities.argmax(axis=1) == 1) & np.array(sliced))
     if scores is not None:
         value += SCORE_WEIGHT * np.log(np.maximum(scores, FLOOR))
     best = np.full(n + 1, -np.inf)
