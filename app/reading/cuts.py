@@ -15,6 +15,7 @@ from app.errors import ImageError
 from app.preprocessing import to_mnist_form
 from app.reading.components import STRONG_LEVEL, TALL_SHARE, Component
 
+SQUAT = 0.38  # a short component at least this many line heights high and wide is a squat digit, not a mark
 GROUP_OVERLAP = 0.5  # components whose (deslanted) columns overlap by this share of the narrower: one digit's
 CUT_FROM = 0.45  # groups at least this many line heights wide are offered cuts ...
 CUT_MARGIN = 0.12  # ... no closer than this to their ends ...
@@ -107,7 +108,8 @@ def group(parts: list[Ink], tall: list[bool], height: float) -> tuple[list[Ink],
     marks = []
     for stack in _stacks(loose):
         rows = max(int(p.ys.max()) for p in stack) + 1 - min(int(p.ys.min()) for p in stack)
-        if len(stack) > 1 and rows >= TALL_SHARE * height:
+        columns = max(p.right for p in stack) - min(p.left for p in stack)
+        if (len(stack) > 1 and rows >= TALL_SHARE * height) or min(rows, columns) >= SQUAT * height:
             members.append(stack)
         else:
             marks += stack
