@@ -56,6 +56,7 @@ __all__ = [
     "Page",
     "Preprocessed",
     "UnsupportedImageType",
+    "one_digit",
     "open_page",
     "preprocess",
     "simple_pixels",
@@ -89,14 +90,18 @@ def preprocess(data: bytes, mode: Mode = "mnist", max_pixels: int = DEFAULT_MAX_
         return Preprocessed(simple_pixels(image), notes)
     if (pixels := as_mnist_digit(image)) is not None:
         return Preprocessed(pixels, notes)
-    page = open_page(image, notes)
+    return Preprocessed(one_digit(open_page(image, notes), notes), notes)
+
+
+def one_digit(page: Page, notes: list[str]) -> np.ndarray:
+    """The page's ink as one digit in MNIST form: (28, 28) uint8 (the steps after open_page)."""
     if page.scale == 1 and max(page.gray.size) <= WORKING_SIDE:  # small already: the thumbnail is the image
         region, work = Region.whole(page.gray.size), page.small
     else:
         region = find_digit(page.foreground(), page.scale, page.gray.size)
         work = cut_out(page.gray, region, page.inverted)
     ink = remove_background(work, page.background.over(region))
-    return Preprocessed(to_mnist_form(ink, notes, region.near), notes)
+    return to_mnist_form(ink, notes, region.near)
 
 
 @dataclass

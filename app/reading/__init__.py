@@ -21,7 +21,7 @@ import numpy as np
 
 from app.answers import Box, Layout, Mark
 from app.errors import BlankImage, TooManyDigits
-from app.preprocessing import Page, open_page
+from app.preprocessing import Page, one_digit, open_page
 from app.preprocessing.decode import decode
 from app.preprocessing.form import as_mnist_digit, mnist_form_png
 from app.preprocessing.region import FIND_MARGIN, FIND_MARGIN_SHARE, FIND_SHARE, Region
@@ -83,6 +83,8 @@ def segment(data: bytes, model: Model, max_pixels: int, max_digits: int) -> Segm
     if not pixels_out:
         raise BlankImage("No digits found: the image has only small marks, no digits.")
     renumber(lines, marks)
+    if len(pixels_out) == 1 and not marks:  # a single digit: read exactly as /v1/predict reads it
+        pixels_out = [one_digit(page, notes)]
     return Segmented(np.stack(pixels_out), Layout(boxes, lines, marks, notes))
 
 

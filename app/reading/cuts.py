@@ -269,5 +269,3 @@ def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -
         digits.append(Digit(images[step], boxes[step]))
         j = spans[step][0]
     return digits[::-1]
-
-
