@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 PRESET ?= default
 TRAIN_ARGS ?=
 
-.PHONY: venv serve test browser-test train evaluate accuracy lint format bench bench-cli bench-preprocess soak fuzz chaos decode-cpu docker-smoke k8s-smoke clean
+.PHONY: venv serve test browser-test train evaluate accuracy lint format bench bench-cli bench-read bench-preprocess soak fuzz chaos decode-cpu docker-smoke k8s-smoke clean
 
 venv: $(VENV)/.installed-dev
 
@@ -32,8 +32,9 @@ train: $(VENV)/.installed-train  ## retrain models/mnist-mlp.keras (PRESET=defau
 evaluate: $(VENV)/.installed-train  ## evaluate models/mnist-mlp.keras on the MNIST test set
 	$(BIN)/python -m training.evaluate $(TRAIN_ARGS)
 
-accuracy: venv  ## accuracy on realistic uploads of each kind vs the raw digits (MNIST_NPZ: its test set; ACCURACY_ARGS="--n 10000")
+accuracy: venv  ## accuracy on realistic uploads vs the raw digits (ACCURACY_ARGS="--n 10000"), then reading whole numbers of both generators (READING_ARGS="--n 400"); MNIST_NPZ: MNIST
 	$(BIN)/python -m bench.uploads_accuracy $(ACCURACY_ARGS)
+	$(BIN)/python -m bench.reading_accuracy $(or $(READING_ARGS),--n 400)
 
 bench: venv  ## the service vs the HTTP floor and the tutorial code: req/s, p50/p99, ratios, start-up, memory
 	@command -v wrk >/dev/null || (apt-get install -y -qq wrk >/dev/null 2>&1 || echo "wrk unavailable: bench uses its Python load generator")
@@ -41,6 +42,10 @@ bench: venv  ## the service vs the HTTP floor and the tutorial code: req/s, p50/
 
 bench-cli: venv  ## `mnist-service predict` on 10,000 realistic uploads in-process vs --url to a local server: files/s, ratio, same digits (BENCH_CLI_ARGS="--n 2000")
 	$(BIN)/python -m bench.cli $(BENCH_CLI_ARGS)
+
+bench-read: venv  ## engine cost of reading a 4-digit canvas vs predicting a 1-digit one: CPU ms and callgrind instructions, ratio vs the 3x goal
+	@command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null 2>&1 || echo "valgrind unavailable: CPU time only"
+	$(BIN)/python -m bench.reading_speed $$(command -v valgrind >/dev/null && echo --instructions) $(BENCH_READ_ARGS)
 
 bench-preprocess: venv  ## in-process, per upload kind and for 12 MP JPEGs: preprocess vs Pillow's decode of the same files (ms, ratio)
 	$(BIN)/python -m bench.preprocess $(BENCH_PREPROCESS_ARGS)
