@@ -193,13 +193,16 @@ def cut_path(group: Ink, column: float, height: float) -> np.ndarray:
     cost = np.zeros((rows, width))
     np.add.at(cost, (group.ys[inside] - top, columns[inside]), group.values[inside])
     cost += PATH_STRAY * 255.0 * np.abs(np.arange(width) - reach)  # otherwise drawn to the window's edges
-    total = cost[0].copy()
+    padded = np.full(width + 2, np.inf)  # the totals so far, between two columns no path may take
+    padded[1:-1] = cost[0]
+    options = np.lib.stride_tricks.sliding_window_view(padded, 3)  # (width, 3): from the left, above, right
     steps = np.zeros((rows, width), np.int64)
+    every = np.arange(width)
     for r in range(1, rows):
-        options = np.vstack([np.r_[np.inf, total[:-1]], total, np.r_[total[1:], np.inf]])
-        step = options.argmin(axis=0)
-        total = options[step, np.arange(width)] + cost[r]
+        step = options.argmin(axis=1)
+        padded[1:-1] = options[every, step] + cost[r]  # the view's values are read before they are written
         steps[r] = step - 1
+    total = padded[1:-1]
     path = np.empty(rows)
     c = int(total.argmin())
     for r in range(rows - 1, -1, -1):
