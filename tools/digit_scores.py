@@ -10,9 +10,15 @@ letters, symbols and doodles), the latter kept unseen while the scorer's negativ
 figure is the one that says how the scorer generalises. Each score's threshold is chosen on the validation digits (the training run's own split, from its seed)
 so that at most `--flag` of them are called non-digits; the report gives, per score, the share of
 non-digits flagged, the share of test digits and of uploads (per kind) flagged, and the AUROC of
-test digits against non-digits. Also the ECE (15 bins) on the test digits and the uploads.
+test digits against non-digits. Also the ECE (15 bins) on the test digits and the uploads (`--json`).
+
+By default it prints a table for the served scorer alone: the share of the held-out digits of each kind
+flagged as non-digits (MNIST test digits; bold copies of them; printed digits in the font families held
+out of training, and in the training fonts at sizes training never used; sklearn-style 8x8 scans of the
+test digits, upscaled), and the share of each set of non-digits caught (`digit_kinds`, issue 34).
 
     python -m tools.digit_scores --model models/mnist-mlp.keras --data ../shared/data/mnist.npz
+    python -m tools.digit_scores --model models/mnist-mlp.keras --data ../shared/data/mnist.npz --json
 """
 
 from __future__ import annotations
@@ -86,6 +92,114 @@ def uploads(x: np.ndarray, y: np.ndarray, per_kind: int, seed: int) -> tuple[np.
             labels.append(int(y[i]))
             kinds.append(kind)
     return np.stack(images), np.asarray(labels), kinds
+
+
+EVAL_SIZES = (16, 20, 24, 100, 128)  # font sizes in px, none of training's (training/positives.py)
+
+
+def printed_test_digits(fonts: tuple[Path, ...], per_font: int, seed: int) -> np.ndarray:
+    """`per_font` digits typed in each font (0-9 in turn), upright and sharp, at sizes of EVAL_SIZES and
+    random margins (unlike training's), in MNIST's form: (N, 28, 28) uint8."""
+    from training.positives import in_mnist_form, type_digit
+
+    rng = np.random.default_rng([seed, 34, 13])
+    images = [type_digit(i % 10, font, int(rng.choice(EVAL_SIZES)), rng) for font in fonts for i in range(per_font)]
+    return in_mnist_form(images)
+
+
+def sklearn_style(digits: np.ndarray, seed: int) -> np.ndarray:
+    """Digits as scikit-learn's load_digits has them (UCI optdigits): the digit's ink fitted into a 32x32
+    bitmap (at 128), counted in 4x4 blocks, so 8x8 with 17 grey levels; then upscaled as a user would show
+    it (8x: nearest or bilinear, alternately) and brought to MNIST's form: (N, 28, 28) uint8."""
+    from PIL import Image
+
+    from training.positives import in_mnist_form
+
+    rng = np.random.default_rng([seed, 34, 14])
+    images = []
+    for i, digit in enumerate(digits):
+        rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
+        ink = digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        h, w = ink.shape
+        scale = 32 / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        fitted = np.asarray(Image.fromarray(ink).resize(size, Image.Resampling.BILINEAR))
+        bitmap = np.zeros((32, 32), dtype=np.uint8)
+        top, left = (32 - size[1]) // 2, (32 - size[0]) // 2
+        bitmap[top : top + size[1], left : left + size[0]] = fitted >= 128
+        eight = bitmap.reshape(8, 4, 8, 4).sum(axis=(1, 3))  # 0-16, as load_digits
+        side = int(rng.integers(32, 97))
+        resample = Image.Resampling.NEAREST if i % 2 else Image.Resampling.BILINEAR
+        shown = Image.fromarray((eight * 255 // 16).astype(np.uint8)).resize((side, side), resample)
+        images.append(np.pad(np.asarray(shown), side // 8))
+    return in_mnist_form(images)
+
+
+def digit_kinds(x_test: np.ndarray, n: int, per_font: int, seed: int) -> dict[str, np.ndarray]:
+    """The held-out digits of each kind, in MNIST's form: MNIST's test digits; bold copies of them
+    (training/bold.py's pen, another seed); digits typed in the font families held out of training, and in
+    the training fonts at other sizes; sklearn-style 8x8 scans of the test digits, upscaled. `n` test
+    digits for the bold and sklearn-style kinds."""
+    import os
+
+    from training.bold import bold_copies
+    from training.positives import find_fonts, split_fonts
+
+    training_fonts, held_out = split_fonts(find_fonts())
+    pick = np.random.default_rng([seed, 34, 15]).choice(len(x_test), min(n, len(x_test)), replace=False)
+    return {
+        "MNIST test": x_test,
+        "bold (MNIST test, a marker)": bold_copies(x_test[pick], seed + 1000, workers=os.cpu_count() or 1),
+        f"printed, {len(held_out)} held-out fonts": printed_test_digits(held_out, per_font, seed),
+        f"printed, {len(training_fonts)} training fonts, other sizes": printed_test_digits(
+            training_fonts, per_font, seed + 1
+        ),
+        "sklearn-style (8x8, 17 greys, upscaled)": sklearn_style(x_test[pick], seed),
+    }
+
+
+def kind_table(
+    score: Any, threshold: float, kinds: dict[str, np.ndarray], nondigits: dict[str, np.ndarray]
+) -> list[tuple[str, int, float]]:
+    """(set, count, share under the threshold) for each digit kind, then each non-digit set;
+    `score`: (N, 784) float32 pixels -> (N,) scores."""
+    out = []
+    for name, images in {**kinds, **nondigits}.items():
+        out.append((name, len(images), float((score(flatten_and_scale(images)) < threshold).mean())))
+    return out
+
+
+def format_table(rows: list[tuple[str, int, float]], digit_kinds: int) -> str:
+    width = max(len(r[0]) for r in rows)
+    lines = [f"| {'digits':<{width}} | {'n':>6} | flagged |", f"|{'-' * (width + 2)}|-------:|--------:|"]
+    for i, (name, count, share) in enumerate(rows):
+        if i == digit_kinds:
+            lines += [f"| {'non-digits':<{width}} | {'n':>6} |  caught |", f"|{'-' * (width + 2)}|-------:|--------:|"]
+        lines.append(f"| {name:<{width}} | {count:>6,} | {100 * share:6.2f}% |")
+    return "\n".join(lines)
+
+
+def table(args: argparse.Namespace) -> str:
+    """The served scorer's table: the share of each digit kind flagged, and of each non-digit set caught."""
+    from training.data import load_mnist
+
+    classifier = Classifier.load(args.model)
+    served = classifier.network.scorer
+    if served is None:
+        raise SystemExit(f"{args.model} has no digit scorer")
+    data = load_mnist(args.data)
+    kinds = digit_kinds(data.x_test, args.n, args.per_font, args.seed)
+    nondigits = {
+        f"set {s}: letters, symbols, doodles": make_nondigits(args.per_kind, args.nondigit_seed, kind_set=s)[0]
+        for s in ("a", "b")
+    }
+    rows = kind_table(
+        lambda x: forward(served, x)[:, 0].astype(np.float64),
+        float(classifier.digit_threshold or 0.5),
+        kinds,
+        nondigits,
+    )
+    return format_table(rows, len(kinds))
 
 
 def report(args: argparse.Namespace) -> dict[str, Any]:
@@ -196,8 +310,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-kind", type=int, default=40, help="non-digits of each kind")
     parser.add_argument("--nondigit-seed", type=int, default=2026)
     parser.add_argument("--uploads-per-kind", type=int, default=100)
+    parser.add_argument("--n", type=int, default=5000, help="test digits made bold and sklearn-style")
+    parser.add_argument("--per-font", type=int, default=200, help="printed digits per font")
+    parser.add_argument(
+        "--json", action="store_true", help="the full report (every alternative score, uploads, AUROC) as JSON"
+    )
     args = parser.parse_args(argv)
-    print(json.dumps(report(args), indent=2))
+    print(json.dumps(report(args), indent=2) if args.json else table(args))
     return 0
 
 

@@ -2,7 +2,7 @@
 trained towards a uniform output (Hendrycks et al. 2019), so that "no digit in particular" is something
 it can say.
 
-Nine kinds, each (N, 28, 28) uint8 white on black like MNIST:
+The kinds, each (N, 28, 28) uint8 white on black like MNIST:
 - `halves`: the top (or left) half of one digit joined to the other half of a digit of another class;
 - `scrambled`: a digit cut into a 4x4 grid of 7x7 patches, shuffled;
 - `strokes`: random curved strokes with MNIST's pen, centred like MNIST;
@@ -15,8 +15,11 @@ Nine kinds, each (N, 28, 28) uint8 white on black like MNIST:
 - `marked`: a digit, or a mirrored one, with a mark that makes it something else: a dot below or beside
   it, or a bar through it; or the top of a digit with a dot below;
 - `shapes`: one to four random pen primitives (polygons, arcs, segments, crossings, parallels, polylines,
-  zigzags, spirals, hatching, dots).
-The last five, like the service's uploads, are brought to MNIST's form by the service's own steps
+  zigzags, spirals, hatching, dots);
+- pieces from wrong cuts of a number (issue 34), the digits placed by their ink (`side_by_side`):
+  `cut_halves`, the left or right part of a digit cut through its middle; `touching`, two neighbouring
+  digits at once, touching or overlapping; `digit_and_part`, a digit and a large part of its neighbour.
+All but the first four, like the service's uploads, are brought to MNIST's form by the service's own steps
 (`to_mnist_form`: cropped, fitted to 20 px, centred by mass), so their framing says nothing.
 
 The held-out non-digits that measure the score (tools/nondigits.py) are made another way, on purpose.
@@ -31,8 +34,12 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from app.preprocessing import ImageError, to_mnist_form
+from training.positives import ink_span, side_by_side
 
-KINDS = ("halves", "scrambled", "strokes", "occluded", "mirrored", "turned", "overlaid", "pairs", "marked", "shapes")
+KINDS = (
+    "halves", "scrambled", "strokes", "occluded", "mirrored", "turned", "overlaid", "pairs", "marked", "shapes",
+    "cut_halves", "touching", "digit_and_part",
+)  # fmt: skip
 MARKED_CLASSES = (0, 2, 3, 5, 6, 8, 9)  # a bar through a 1, 4 or 7 can leave one (a crossed 7 is a 7)
 TOPPED_CLASSES = (2, 3, 7, 9)  # their top with a dot below: no digit ends that way
 MIRROR_CLASSES = (2, 3, 4, 7, 9)  # mirrored, these are no digit (a mirrored 0, 1 or 8 is one; 5 and 6 are close)
@@ -115,8 +122,9 @@ def in_mnist_form(images: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _upscaled(digit: np.ndarray, side: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BILINEAR))
+def _upscaled(digit: np.ndarray, side: int, height: int | None = None) -> np.ndarray:
+    """Resized to `side` wide and `height` (default `side`) high, bilinear."""
+    return np.asarray(Image.fromarray(digit).resize((side, height or side), Image.Resampling.BILINEAR))
 
 
 def mirrored(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -293,6 +301,78 @@ def shapes(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> np
     return in_mnist_form(out)
 
 
+HALF_LEFT_CLASSES = (0, 2, 4, 5, 7, 8, 9)  # their left part is no digit (a 1 has no halves, a 6's is a 6)
+HALF_RIGHT_CLASSES = (0, 6)  # a 2's, 3's, 4's, 5's, 7's, 8's or 9's right part can still read as a digit
+
+
+def cut_halves(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n halves of a digit, as a wrong cut leaves them: the columns left (or right) of a cut through the
+    digit's ink at 35-60% of its width from that side; the sides that still read as a digit left out."""
+    left_pool = np.flatnonzero(np.isin(y, HALF_LEFT_CLASSES))
+    right_pool = np.flatnonzero(np.isin(y, HALF_RIGHT_CLASSES))
+    out = []
+    for _ in range(n):
+        keep_left = rng.random() < 0.5
+        digit = x[rng.choice(left_pool if keep_left else right_pool)]
+        start, end = ink_span(digit)
+        share = rng.uniform(0.35, 0.6)
+        if keep_left:
+            piece = digit[:, : start + max(2, round(share * (end - start)))]
+        else:
+            piece = digit[:, end + 1 - max(2, round(share * (end - start))) :]
+        out.append(_upscaled(np.ascontiguousarray(piece), 56 * piece.shape[1] // 28, 56))
+    return in_mnist_form(out)
+
+
+def _neighbours(
+    x: np.ndarray, y: np.ndarray, rng: np.random.Generator, overlap: int
+) -> tuple[np.ndarray, int, int, int]:
+    """Two digits of x side by side (not both 1s), by side_by_side: (image, right's ink start, left's ink
+    end, right's ink end)."""
+    while True:
+        a, b = rng.integers(len(x), size=2)
+        if not (y[a] == 1 and y[b] == 1):
+            break
+    canvas, start, end = side_by_side(x[a], x[b], overlap, int(rng.integers(-3, 4)))
+    return canvas, start, end, ink_span(canvas)[1]
+
+
+def touching(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n images of two neighbouring digits at once, their ink 1 column apart to overlapping by 4 (never
+    two 1s, which could pass for one bold 1), as a missed cut leaves them."""
+    out = []
+    for _ in range(n):
+        canvas, _, _, _ = _neighbours(x, y, rng, int(rng.integers(-1, 5)))
+        out.append(_upscaled(canvas, 2 * canvas.shape[1], 72))
+    return in_mnist_form(out)
+
+
+PART_CLASSES = tuple(c for c in range(10) if c != 1)  # a part of a 1 is a thin stub: a digit piece has those
+
+
+def digit_and_part(x: np.ndarray, y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n images of a digit and 40-75% (at least 5 columns) of its neighbour's width past the overlap (not
+    a 1), on either side, as a cut too far into the neighbour leaves them."""
+    pool = np.flatnonzero(np.isin(y, PART_CLASSES))
+    out = []
+    for _ in range(n):
+        own, other = rng.integers(len(x)), rng.choice(pool)
+        overlap, dy = int(rng.integers(0, 4)), int(rng.integers(-3, 4))
+        share = rng.uniform(0.4, 0.75)
+        if rng.random() < 0.5:  # the neighbour on the right
+            canvas, start, _ = side_by_side(x[own], x[other], overlap, dy)
+            other_start, other_end = ink_span(x[other])
+            cut = start + max(5, round(share * (other_end - other_start)))
+            piece = canvas[:, : cut + 1]
+        else:
+            canvas, _, end = side_by_side(x[other], x[own], overlap, dy)
+            other_start, other_end = ink_span(x[other])
+            cut = end - max(5, round(share * (other_end - other_start)))
+            piece = canvas[:, max(0, cut) :]
+        out.append(_upscaled(np.ascontiguousarray(piece), 2 * piece.shape[1], 72))
+    return in_mnist_form(out)
+
+
 FRAMED_BY_MNIST = ("halves", "scrambled", "strokes", "occluded")  # made at 28x28 in MNIST's frame: refit
 
 MAKERS: dict[str, Maker] = {
@@ -306,6 +386,9 @@ MAKERS: dict[str, Maker] = {
     "pairs": pairs,
     "marked": marked,
     "shapes": shapes,
+    "cut_halves": cut_halves,
+    "touching": touching,
+    "digit_and_part": digit_and_part,
 }
 
 

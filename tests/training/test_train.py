@@ -311,6 +311,7 @@ TRAINING_MODULES = [
     "training.models",
     "training.negatives",
     "training.plots",
+    "training.positives",
     "training.scorer",
     "training.teacher",
     "training.train",
