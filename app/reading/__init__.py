@@ -25,8 +25,17 @@ from app.preprocessing import Page, one_digit, open_page
 from app.preprocessing.decode import decode
 from app.preprocessing.form import as_mnist_digit, mnist_form_png
 from app.preprocessing.region import FIND_MARGIN, FIND_MARGIN_SHARE, FIND_SHARE, Region
-from app.reading.components import TALL_SHARE, chain_lines, find_components, in_band, line_height, line_slant
-from app.reading.cuts import Digit, Model, atoms, deslanted, group, read_line
+from app.reading.components import (
+    TALL_SHARE,
+    chain_lines,
+    find_components,
+    in_band,
+    line_height,
+    line_slant,
+    rules,
+    without_rules,
+)
+from app.reading.cuts import Model, atoms, deslanted, group, read_line
 from app.reading.marks import mark_char
 
 TARGET_HEIGHT = 48  # working pixels per line of digits (MNIST form is 20 px: room to cut in)
@@ -59,18 +68,25 @@ def segment(data: bytes, model: Model, max_pixels: int, max_digits: int) -> Segm
     if not parts:
         raise BlankImage("No digits found: the image has only specks, no strokes.")
     height = line_height(parts)
+    if (cleaned := without_rules(ink, height)) is not None:  # ruled paper: read what is written on it
+        parts, _ = find_components(cleaned)
+        if not parts:
+            raise BlankImage("No digits found: the image has only ruled lines, no writing.")
+        height = line_height(parts)
     if sum(p.height >= TALL_SHARE * height for p in parts) > TOO_MANY_PIECES * max_digits:
         raise _too_many(max_digits)
     pixels_out: list[np.ndarray] = []
     boxes: list[Box] = []
     lines: list[int] = []
     marks: list[Mark] = []
+    certainty = 1.0  # that every line's cuts are right
     for number, line in enumerate(chain_lines(parts, height)):
         middle = float(np.mean([p.centre_y for p in line]))
         slant = line_slant(line, height)
         inks = [deslanted(p, slant, middle) for p in line]
         groups, small = group(inks, in_band(line, height), height)
-        digits: list[Digit] = read_line(*atoms(groups, height), height, model) if groups else []
+        digits, sure = read_line(*atoms(groups, height), height, model) if groups else ([], 1.0)
+        certainty *= sure
         baseline = float(np.median([d.box[3] for d in digits])) if digits else middle
         for mark in sorted(small, key=lambda m: m.left):
             marks.append(Mark(mark_char(mark, baseline, height), region_box(region, mark.box()), number))
@@ -85,7 +101,7 @@ def segment(data: bytes, model: Model, max_pixels: int, max_digits: int) -> Segm
     renumber(lines, marks)
     if len(pixels_out) == 1 and not marks:  # a single digit: read exactly as /v1/predict reads it
         pixels_out = [one_digit(page, notes)]
-    return Segmented(np.stack(pixels_out), Layout(boxes, lines, marks, notes))
+    return Segmented(np.stack(pixels_out), Layout(boxes, lines, marks, notes, certainty))
 
 
 def reading_region(page: Page) -> Region:
@@ -105,8 +121,10 @@ def reading_region(page: Page) -> Region:
         left, right = max(0, (cols[0] - margin) * s), min(full[0], (cols[-1] + 1 + margin) * s)
         box = (int(left), int(top), int(right), int(bottom))
         labels = cc3d.connected_components(marks, connectivity=8)
-        heights = [float(b[0].stop - b[0].start) for b in cc3d.statistics(labels)["bounding_boxes"][1:] if b]
-        tallest = max(heights, default=1.0)
+        found = [b for b in cc3d.statistics(labels)["bounding_boxes"][1:] if b]
+        extents = np.array([(b[0].stop - b[0].start, b[1].stop - b[1].start) for b in found], float).reshape(-1, 2)
+        heights = extents[~rules(extents[:, 0], extents[:, 1]), 0]
+        tallest = float(heights.max()) if len(heights) else 1.0
         height = float(np.median([h for h in heights if h >= 0.5 * tallest] or [tallest])) * s
     width, high = box[2] - box[0], box[3] - box[1]
     reduce_by = max(1.0, height / TARGET_HEIGHT, float(np.sqrt(width * high / MAX_WORKING_PIXELS)))

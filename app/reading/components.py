@@ -11,6 +11,7 @@ import numpy as np
 
 INK_LEVEL = 0.4 * 255  # a pixel of ink: a faint halo would join neighbouring digits (tight gaps, blurred photos)
 STRONG_LEVEL = 0.5 * 255  # ... and of a stroke's core: what boxes and stroke widths are measured on
+RULE_THINNESS, RULE_LENGTH = 6.0, 2.5  # a component this many times longer than thick, and than others are high
 SPECK_SHARE = 0.4  # a component with fewer core pixels than this share of a stroke's width squared is a speck
 TALL_SHARE = 0.5  # a component at least this share of the line height tall holds (part of) a digit
 BAND_SHARE = 0.6  # ... and stands in this share of the band the line's digits fill
@@ -69,7 +70,19 @@ def find_components(ink: np.ndarray) -> tuple[list[Component], float]:
         parts.append(Component(ys[a:b], xs[a:b], values[a:b], int(np.count_nonzero(values[a:b] >= STRONG_LEVEL))))
     width = stroke_width(ink >= STRONG_LEVEL)
     kept = [part for part in parts if part.core >= max(2.0, SPECK_SHARE * width * width)]
-    return kept, width
+    ruled = rules(np.array([p.height for p in kept]), np.array([p.width for p in kept]))
+    return [part for part, rule in zip(kept, ruled, strict=True) if not rule], width
+
+
+def rules(heights: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """Which components are ruled lines, not writing (a notebook's rules, its red margin, a form's box):
+    thin straight marks RULE_LENGTH times longer than the other components are high."""
+    if not len(heights):
+        return np.zeros(0, bool)
+    long, thin = np.maximum(heights, widths), np.minimum(heights, widths)
+    lines = long >= RULE_THINNESS * thin
+    others = heights[~lines] if (~lines).any() else heights
+    return lines & (long >= RULE_LENGTH * float(np.median(others)))
 
 
 def stroke_width(mask: np.ndarray) -> float:
@@ -79,9 +92,32 @@ def stroke_width(mask: np.ndarray) -> float:
 
 
 def line_height(parts: list[Component]) -> float:
-    """The digits' height: the median height of the components at least half as tall as the tallest."""
-    tallest = max(part.height for part in parts)
-    return float(np.median([part.height for part in parts if part.height >= 0.5 * tallest]))
+    """The digits' height: the median height of the components at least half as tall as most of the tall
+    ones (the 75th percentile: one tall thing, a digit touching a ruled line, does not set it)."""
+    heights = np.array([part.height for part in parts], float)
+    return float(np.median(heights[heights >= 0.5 * np.percentile(heights, 75)]))
+
+
+def without_rules(ink: np.ndarray, height: float) -> np.ndarray | None:
+    """The ink without straight runs RULE_LENGTH line heights long, across or down (a notebook's rules,
+    its margin, crossing or touching the digits); None when there are none."""
+    strong = ink >= INK_LEVEL
+    ruled = _long_runs(strong, RULE_LENGTH * height) | _long_runs(strong.T, RULE_LENGTH * height).T
+    return np.where(ruled, np.float32(0.0), ink) if ruled.any() else None
+
+
+def _long_runs(mask: np.ndarray, length: float) -> np.ndarray:
+    """The pixels of runs of True along each row of `mask` at least `length` long."""
+    rows, width = mask.shape
+    flat = np.zeros((rows, width + 2), np.int8)
+    flat[:, 1:-1] = mask
+    edges = np.diff(flat.ravel())
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    keep = ends - starts >= length
+    marks = np.zeros(flat.size + 1, np.int32)
+    np.add.at(marks, starts[keep] + 1, 1)
+    np.add.at(marks, ends[keep] + 1, -1)
+    return np.cumsum(marks[:-1]).reshape(rows, width + 2)[:, 1:-1] > 0
 
 
 def chain_lines(parts: list[Component], height: float) -> list[list[Component]]:

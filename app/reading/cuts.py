@@ -211,10 +211,11 @@ def cut_path(group: Ink, column: float, height: float) -> np.ndarray:
     return path
 
 
-def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -> list[Digit]:
+def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -> tuple[list[Digit], float]:
     """The digits of a line's over-cut pieces: every run of neighbouring pieces that could be one digit
     is put in MNIST form and scored by the model in one call, then the best path through the cut points
-    is the reading (most probable digits, most digit-like pieces, each digit worth DIGIT_BONUS)."""
+    is the reading (most probable digits, most digit-like pieces, each digit worth DIGIT_BONUS); and the
+    share of the weight of all paths (each weighs the exponential of its score) that the chosen one holds."""
     n = len(pieces)
     spans: list[tuple[int, int]] = []
     images: list[np.ndarray] = []
@@ -240,7 +241,7 @@ def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -
             excess = max(0.0, (ink.right - ink.left) / height - WIDE)
             prior.append(-MERGE_COST * merged - WIDTH_COST * excess / 0.1)
     if not spans:
-        return []
+        return [], 1.0
     probabilities, scores = model(flatten_and_scale(np.stack(images)))
     value = np.log(np.maximum(probabilities.max(axis=1), FLOOR)) + DIGIT_BONUS + np.array(prior)
     # a stroke cut out of a wider digit is a perfect "1" to the model: a cut-out one must earn its place
@@ -249,6 +250,8 @@ def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -
         value += SCORE_WEIGHT * np.log(np.maximum(scores, FLOOR))
     best = np.full(n + 1, -np.inf)
     best[0] = 0.0
+    every = np.full(n + 1, -np.inf)  # log of the summed weights of every path (the forward algorithm)
+    every[0] = 0.0
     back: list[int | None] = [None] * (n + 1)
     by_end: dict[int, list[int]] = {}
     for k, (_, j) in enumerate(spans):
@@ -257,11 +260,13 @@ def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -
         # a piece may also be left out (a speck between digits), at a cost
         if best[j - 1] - SKIP_COST > best[j]:
             best[j], back[j] = best[j - 1] - SKIP_COST, None
+        every[j] = every[j - 1] - SKIP_COST
         for k in by_end.get(j, []):
             i = spans[k][0]
-            total = best[i] + value[k] - (CUT_COST if cut[j - 1] else 0.0)
-            if total > best[j]:
-                best[j], back[j] = total, k
+            gain = value[k] - (CUT_COST if cut[j - 1] else 0.0)
+            every[j] = np.logaddexp(every[j], every[i] + gain)
+            if best[i] + gain > best[j]:
+                best[j], back[j] = best[i] + gain, k
     digits: list[Digit] = []
     j = n
     while j > 0:
@@ -271,4 +276,5 @@ def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -
             continue
         digits.append(Digit(images[step], boxes[step]))
         j = spans[step][0]
-    return digits[::-1]
+    # how much of the weight of every way to cut the line the chosen one holds: its cuts' certainty
+    return digits[::-1], float(np.exp(best[n] - every[n]))
