@@ -50,6 +50,7 @@ class Layout:
     lines: list[int]
     marks: list[Mark] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    certainty: float = 1.0  # the probability that the cuts between its digits are right
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Reading:
     """A number read from one image."""
 
     text: str  # the digits left to right, lines joined by "\n"
-    confidence: float  # the probability that every digit is right: the product of theirs
+    confidence: float  # the probability that the reading is right: its cuts' certainty x its digits' probabilities
     digits: list[ReadDigit]
     marks: list[Mark]
     notes: list[str]
@@ -99,6 +100,6 @@ def readings(classified: Classified) -> list[Reading]:
         ]
         lines = max(layout.lines, default=-1) + 1
         text = "\n".join("".join(str(d.digit) for d in found if d.line == n) for n in range(lines))
-        confidence = float(np.prod([d.confidence for d in found])) if found else 0.0
+        confidence = layout.certainty * float(np.prod([d.confidence for d in found])) if found else 0.0
         out.append(Reading(text, confidence, found, layout.marks, layout.notes, classified.version))
     return out

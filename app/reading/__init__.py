@@ -85,7 +85,7 @@ def segment(data: bytes, model: Model, max_pixels: int, max_digits: int) -> Segm
         slant = line_slant(line, height)
         inks = [deslanted(p, slant, middle) for p in line]
         groups, small = group(inks, in_band(line, height), height)
-        digits, sure = read_line(*atoms(groups, height), height, model) if groups else ([], 1.0)
+        digits, sure = read_line(atoms(groups, height), height, model) if groups else ([], 1.0)
         certainty *= sure
         baseline = float(np.median([d.box[3] for d in digits])) if digits else middle
         for mark in sorted(small, key=lambda m: m.left):

@@ -22,18 +22,12 @@ CUT_MARGIN = 0.12  # ... no closer than this to their ends ...
 CUT_SPACING = 0.1  # ... nor to each other (line heights)
 PATH_REACH = 0.25  # a cut's path strays at most this many line heights from its cut point ...
 PATH_STRAY = 0.05  # ... and each column it strays costs as much as this share of a full-ink pixel
-MAX_DIGIT_WIDTH = 1.25  # a candidate digit made of several pieces is at most this many line heights wide
-MAX_PIECES = 6
-MIN_DIGIT_HEIGHT = 0.5  # ... and at least this many line heights high  # ... and of at most this many pieces
-DIGIT_BONUS = 0.0  # added per digit read: without it, fewer digits would always score higher
-CUT_COST = 0.0  # what a digit ending at a cut through ink costs (a gap between groups costs nothing)
-SKIP_COST = 6.0
-ONE_CUT_COST = 0.0  # what a "1" cut out of ink costs
-MERGE_COST = 0.0  # what a digit bridging a gap between components costs (a broken digit's pieces)
-WIDE = 0.85  # a digit wider than this many line heights ...
-WIDTH_COST = 0.0  # ... costs this much per tenth of a line height over it  # what leaving a piece out costs (a speck between digits, not a digit)
-SCORE_WEIGHT = 1.0  # of the digit score's log, beside the confidence's
+MAX_DIGIT_WIDTH = 1.25  # a candidate digit made of several pieces is at most this many line heights wide ...
+MAX_PIECES = 6  # ... and of at most this many pieces ...
+MIN_DIGIT_HEIGHT = 0.5  # ... and at least this many line heights high
+SKIP_COST = 6.0  # what leaving a piece out costs (a speck between digits, not a digit)
 FLOOR = 1e-6  # probabilities and scores below this count as this (the logs stay finite)
+PATH_TEMPERATURE = 0.3  # the paths' weights are exp(score / this): how sharply the best path stands out
 
 Model = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
@@ -157,10 +151,9 @@ def cut_points(group: Ink, height: float) -> list[float]:
     return sorted(left + c + 0.5 for c in chosen)
 
 
-def atoms(groups: list[Ink], height: float) -> tuple[list[Ink], list[bool]]:
-    """The line over-cut: each group split along a cut path from each of its cut points, left to right;
-    and for each piece, whether it ends at a cut through ink (not at a gap between groups)."""
-    pieces, cut = [], []
+def atoms(groups: list[Ink], height: float) -> list[Ink]:
+    """The line over-cut: each group split along a cut path from each of its cut points, left to right."""
+    pieces = []
     for g in groups:
         paths = [cut_path(g, column, height) for column in cut_points(g, height)]
         for k in range(1, len(paths)):
@@ -173,10 +166,7 @@ def atoms(groups: list[Ink], height: float) -> tuple[list[Ink], list[bool]]:
             part = g.where(side == k)
             if len(part.ys):
                 pieces.append(part)
-                cut.append(True)
-        if cut:
-            cut[-1] = False
-    return pieces, cut
+    return pieces
 
 
 def cut_path(group: Ink, column: float, height: float) -> np.ndarray:
@@ -211,17 +201,15 @@ def cut_path(group: Ink, column: float, height: float) -> np.ndarray:
     return path
 
 
-def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -> tuple[list[Digit], float]:
+def read_line(pieces: list[Ink], height: float, model: Model) -> tuple[list[Digit], float]:
     """The digits of a line's over-cut pieces: every run of neighbouring pieces that could be one digit
     is put in MNIST form and scored by the model in one call, then the best path through the cut points
-    is the reading (most probable digits, most digit-like pieces, each digit worth DIGIT_BONUS); and the
-    share of the weight of all paths (each weighs the exponential of its score) that the chosen one holds."""
+    is the reading (most probable digits, most digit-like pieces); and the share of the weight of all the
+    paths (each weighs exp(its score / PATH_TEMPERATURE)) that the chosen one holds: its cuts' certainty."""
     n = len(pieces)
     spans: list[tuple[int, int]] = []
     images: list[np.ndarray] = []
     boxes: list[tuple[int, int, int, int]] = []
-    prior: list[float] = []
-    sliced: list[bool] = []
     for i in range(n):
         for j in range(i + 1, min(n, i + MAX_PIECES) + 1):
             ink = Ink.join(pieces[i:j])
@@ -236,18 +224,12 @@ def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -
                 continue
             spans.append((i, j))
             boxes.append(ink.box())
-            merged = sum(not c for c in cut[i : j - 1])  # gaps between components it bridges
-            sliced.append((i > 0 and cut[i - 1]) or cut[j - 1])  # cut out of ink on either side
-            excess = max(0.0, (ink.right - ink.left) / height - WIDE)
-            prior.append(-MERGE_COST * merged - WIDTH_COST * excess / 0.1)
     if not spans:
         return [], 1.0
     probabilities, scores = model(flatten_and_scale(np.stack(images)))
-    value = np.log(np.maximum(probabilities.max(axis=1), FLOOR)) + DIGIT_BONUS + np.array(prior)
-    # a stroke cut out of a wider digit is a perfect "1" to the model: a cut-out one must earn its place
-    value -= ONE_CUT_COST * ((probabilities.argmax(axis=1) == 1) & np.array(sliced))
+    value = np.log(np.maximum(probabilities.max(axis=1), FLOOR))
     if scores is not None:
-        value += SCORE_WEIGHT * np.log(np.maximum(scores, FLOOR))
+        value += np.log(np.maximum(scores, FLOOR))
     best = np.full(n + 1, -np.inf)
     best[0] = 0.0
     every = np.full(n + 1, -np.inf)  # log of the summed weights of every path (the forward algorithm)
@@ -260,13 +242,12 @@ def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -
         # a piece may also be left out (a speck between digits), at a cost
         if best[j - 1] - SKIP_COST > best[j]:
             best[j], back[j] = best[j - 1] - SKIP_COST, None
-        every[j] = every[j - 1] - SKIP_COST
+        every[j] = every[j - 1] - SKIP_COST / PATH_TEMPERATURE
         for k in by_end.get(j, []):
             i = spans[k][0]
-            gain = value[k] - (CUT_COST if cut[j - 1] else 0.0)
-            every[j] = np.logaddexp(every[j], every[i] + gain)
-            if best[i] + gain > best[j]:
-                best[j], back[j] = best[i] + gain, k
+            every[j] = np.logaddexp(every[j], every[i] + value[k] / PATH_TEMPERATURE)
+            if best[i] + value[k] > best[j]:
+                best[j], back[j] = best[i] + value[k], k
     digits: list[Digit] = []
     j = n
     while j > 0:
@@ -276,5 +257,4 @@ def read_line(pieces: list[Ink], cut: list[bool], height: float, model: Model) -
             continue
         digits.append(Digit(images[step], boxes[step]))
         j = spans[step][0]
-    # how much of the weight of every way to cut the line the chosen one holds: its cuts' certainty
-    return digits[::-1], float(np.exp(best[n] - every[n]))
+    return digits[::-1], float(np.exp(best[n] / PATH_TEMPERATURE - every[n]))

@@ -78,7 +78,8 @@ def test_a_spaced_number_is_read_left_to_right(server: str) -> None:
     assert body["model_version"] == httpx.get(f"{server}/v1/model").json()["version"]
     digits = body["digits"]
     assert [d["digit"] for d in digits] == [int(c) for c in body["text"]]
-    assert body["confidence"] == pytest.approx(math.prod(d["confidence"] for d in digits), rel=1e-6)
+    # the digits' probabilities times the certainty of the cuts between them (docs/reading.md)
+    assert 0.5 < body["confidence"] <= math.prod(d["confidence"] for d in digits) * (1 + 1e-6)
     for column, digit in enumerate(digits):
         assert set(digit) == DIGIT_FIELDS and digit["line"] == 0 and isinstance(digit["is_digit"], bool)
         assert len(digit["probabilities"]) == 10 and sum(digit["probabilities"]) == pytest.approx(1, abs=1e-4)
