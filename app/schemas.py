@@ -233,7 +233,8 @@ class FileReading(BaseModel):
     confidence: float = Field(
         ge=0,
         le=1,
-        description="the probability that the whole reading is right: the product of the digits' confidences",
+        description="the probability that the whole reading is right: the digits' confidences times the "
+        "certainty of the cuts between them (docs/reading.md)",
     )
     digits: list[ReadingDigit] = Field(description="one entry per digit of `text`, in its order")
     marks: list[ReadingMark] = Field(
