@@ -3,10 +3,14 @@ then evaluates the model once on the prepared images of every task in its batch.
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+from collections.abc import Callable
+from typing import ClassVar, Protocol, TypeVar
 
 from app.engines.messages import Failed, Prepared
+from app.errors import ImageError
 from app.model.network import Network
+
+T = TypeVar("T")
 
 
 class Task(Protocol):
@@ -31,3 +35,26 @@ class Task(Protocol):
     def split(self) -> list[Task]:
         """One task per input, to find the one that crashes or stalls an engine ([self]: cannot be split)."""
         ...
+
+
+def each_file(files: list[bytes], work: Callable[[bytes], T], doing: str) -> list[T] | Failed:
+    """`work` on each file in turn, or the first file's failure: its ImageError, or an unexpected error
+    summed up in a plain RuntimeError (it has to cross the pipe)."""
+    done = []
+    for index, data in enumerate(files):
+        try:
+            done.append(work(data))
+        except ImageError as exc:
+            return Failed(index, detached(exc))
+        except Exception as exc:
+            return Failed(index, RuntimeError(f"{doing} failed: {type(exc).__name__}: {exc}"))
+    return done
+
+
+def detached(error: ImageError) -> ImageError:
+    """The error without its traceback or the errors it was raised from: their frames hold the failed
+    decode's arrays (tens of MiB for a big photo) in a reference cycle with the handler's frame, which
+    only the garbage collector frees, and it runs on object counts, not bytes: the engine's memory
+    climbs under hostile uploads before it does."""
+    error.__traceback__ = error.__cause__ = error.__context__ = None
+    return error

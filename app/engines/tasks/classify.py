@@ -9,8 +9,7 @@ import numpy as np
 
 from app.contract import flatten_and_scale
 from app.engines.messages import Failed, Prepared
-from app.engines.tasks.base import Task
-from app.errors import ImageError
+from app.engines.tasks.base import Task, each_file
 from app.model.network import Network
 from app.preprocessing import Mode, preprocess
 
@@ -36,14 +35,9 @@ class ClassifyFiles:
 
     def prepare(self, network: Network) -> Prepared | Failed:
         """Each file in MNIST form; the task stops at its first bad file."""
-        images = []
-        for index, data in enumerate(self.files):
-            try:
-                images.append(preprocess(data, self.mode, self.max_pixels))
-            except ImageError as exc:
-                return Failed(index, detached(exc))
-            except Exception as exc:  # a plain summary: it has to cross the pipe
-                return Failed(index, RuntimeError(f"preprocessing failed: {type(exc).__name__}: {exc}"))
+        images = each_file(self.files, lambda data: preprocess(data, self.mode, self.max_pixels), "preprocessing")
+        if isinstance(images, Failed):
+            return images
         pixels = np.stack([image.pixels for image in images])
         return Prepared(
             flatten_and_scale(pixels),
@@ -53,12 +47,3 @@ class ClassifyFiles:
 
     def split(self) -> list[Task]:
         return [ClassifyFiles([data], self.mode, self.max_pixels, self.keep_pixels) for data in self.files]
-
-
-def detached(error: ImageError) -> ImageError:
-    """The error without its traceback or the errors it was raised from: their frames hold the failed
-    decode's arrays (tens of MiB for a big photo) in a reference cycle with the handler's frame, which
-    only the garbage collector frees, and it runs on object counts, not bytes: the engine's memory
-    climbs under hostile uploads before it does."""
-    error.__traceback__ = error.__cause__ = error.__context__ = None
-    return error

@@ -8,12 +8,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from app.answers import Layout
 from app.contract import flatten_and_scale
 from app.engines.messages import Failed, Prepared
-from app.engines.tasks.base import Task
-from app.engines.tasks.classify import detached
-from app.errors import ImageError
+from app.engines.tasks.base import Task, each_file
 from app.model.network import Network
 from app.reading import segment
 
@@ -39,20 +36,15 @@ class ReadFiles:
 
     def prepare(self, network: Network) -> Prepared | Failed:
         """Each file cut into digits in MNIST form; the task stops at its first bad file."""
-        images: list[np.ndarray] = []
-        layouts: list[Layout] = []
-        for index, data in enumerate(self.files):
-            try:
-                found = segment(data, network, self.max_pixels, self.max_digits)
-            except ImageError as exc:
-                return Failed(index, detached(exc))
-            except Exception as exc:  # a plain summary: it has to cross the pipe
-                return Failed(index, RuntimeError(f"reading failed: {type(exc).__name__}: {exc}"))
-            images.extend(found.pixels)
-            layouts.append(found.layout)
-        pixels = np.stack(images)
+        found = each_file(self.files, lambda data: segment(data, network, self.max_pixels, self.max_digits), "reading")
+        if isinstance(found, Failed):
+            return found
+        pixels = np.concatenate([one.pixels for one in found])
         return Prepared(
-            flatten_and_scale(pixels), [[] for _ in images], list(pixels) if self.keep_pixels else None, layouts
+            flatten_and_scale(pixels),
+            [[] for _ in pixels],
+            list(pixels) if self.keep_pixels else None,
+            [one.layout for one in found],
         )
 
     def split(self) -> list[Task]:
