@@ -72,6 +72,10 @@ docker-smoke:  ## hadolint, build the image, run it, check /readyz and a predict
 k8s-check: venv  ## validate deploy/k8s offline (Kubernetes schemas) and check probes, ports and user against the app and image
 	$(BIN)/python -m pytest tests/test_deploy.py
 
+.PHONY: grpc-stubs
+grpc-stubs: venv  ## regenerate app/api/grpc/proto/'s Python stubs from the vendored proto (grpcio-tools)
+	$(BIN)/python -m app.api.grpc.proto.generate
+
 lint: venv
 	$(BIN)/ruff check app training tests bench tools fuzz
 	$(BIN)/ruff format --check app training tests bench tools fuzz

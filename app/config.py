@@ -84,5 +84,14 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
+    grpc_port: int = Field(
+        8081, ge=0, le=65535,
+        description="the port of the Open Inference Protocol over gRPC, beside REST (0: no gRPC); with WEB_CONCURRENCY "
+        "> 1 every worker serves it (SO_REUSEPORT)",
+    )  # fmt: skip
+    grpc_host: str | None = Field(
+        None,
+        description="the address gRPC listens on; unset: REST's (HOST, else 127.0.0.1), as `python -m app` binds it",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = Field("json", description="one JSON object per log line, or plain text")

@@ -7,6 +7,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -15,7 +16,7 @@ from fastapi_offline import FastAPIOffline
 from app.api import demo, health
 from app.api.deps import State
 from app.api.errors import install_error_handlers
-from app.api.middleware.limits import BodyLimitMiddleware, ConcurrencyLimitMiddleware
+from app.api.middleware.limits import BodyLimitMiddleware, ConcurrencyLimitMiddleware, InFlight
 from app.api.middleware.observability import RequestContextMiddleware
 from app.api.middleware.security import ApiKeyMiddleware, load_api_keys
 from app.api.policy import body_cap
@@ -30,6 +31,9 @@ from app.metrics import observe_evaluation, set_model_info
 from app.model.classifier import Classifier
 from app.model.keras_file import ModelLoadError
 
+if TYPE_CHECKING:
+    from app.api.grpc.server import GrpcServer
+
 log = logging.getLogger("app")
 
 DESCRIPTION = """Handwritten-digit recognition: upload a photo, scan or drawing of a digit and get the
@@ -42,6 +46,8 @@ Open Inference Protocol's /v2 routes, `{"error": "<one sentence>"}`)."""
 def create_app(settings: Settings | None = None, classifier: Classifier | None = None) -> FastAPI:
     """Build the app; `classifier` skips loading the model file (tests share one)."""
     settings = settings or Settings()
+    keys = load_api_keys(settings)
+    in_flight = InFlight(settings.max_in_flight)  # one cap for REST and gRPC
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
@@ -64,7 +70,10 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         gc.collect()
         gc.freeze()
         dataplane.watch()
+        grpc_server = await start_grpc(dataplane, settings, in_flight, keys, app.version)
         yield {"dataplane": dataplane}  # from here on /readyz answers 200
+        if grpc_server is not None:
+            await grpc_server.stop()
         await dataplane.close()
 
     app = FastAPIOffline(
@@ -84,8 +93,8 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
         idle_timeout=settings.body_timeout_s,
         total_timeout=settings.body_deadline_s,
     )
-    app.add_middleware(ApiKeyMiddleware, keys=load_api_keys(settings), scope=settings.auth_scope)
-    app.add_middleware(ConcurrencyLimitMiddleware, max_in_flight=settings.max_in_flight)
+    app.add_middleware(ApiKeyMiddleware, keys=keys, scope=settings.auth_scope)
+    app.add_middleware(ConcurrencyLimitMiddleware, in_flight=in_flight)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -102,6 +111,21 @@ def create_app(settings: Settings | None = None, classifier: Classifier | None =
     app.include_router(repository.router)
     demo.install_demo(app)
     return app
+
+
+async def start_grpc(
+    dataplane: DataPlane, settings: Settings, in_flight: InFlight, keys: list[bytes], version: str
+) -> GrpcServer | None:
+    """The gRPC server on MNIST_GRPC_PORT, serving; None when the port is 0."""
+    if not settings.grpc_port:
+        return None
+    # Imported only to serve: its protobuf package `inference` is also tritonclient's and KServe's, and one
+    # process (a test's, a client's) can hold only one of them.
+    from app.api.grpc.server import GrpcServer
+
+    server = GrpcServer(dataplane, settings, in_flight, keys, version)
+    await server.start()
+    return server
 
 
 app = create_app()

@@ -17,11 +17,18 @@ disable_created_metrics()  # the *_created series only add noise to every counte
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
-HTTP_REQUESTS = Counter("mnist_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
-HTTP_LATENCY = Histogram(
-    "mnist_http_request_duration_seconds", "HTTP request latency", ["method", "route"], buckets=LATENCY_BUCKETS
+# `protocol` is "rest" or "grpc"; a gRPC call's method is POST, its route the RPC's path
+# (/inference.GRPCInferenceService/ModelInfer) and its status the gRPC status code's name (OK, NOT_FOUND, ...).
+HTTP_REQUESTS = Counter(
+    "mnist_http_requests_total", "HTTP requests answered", ["protocol", "method", "route", "status"]
 )
-IN_FLIGHT = Gauge("mnist_http_requests_in_flight", "HTTP requests being served", multiprocess_mode="livesum")
+HTTP_LATENCY = Histogram(
+    "mnist_http_request_duration_seconds", "HTTP request latency", ["protocol", "method", "route"],
+    buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+IN_FLIGHT = Gauge(
+    "mnist_http_requests_in_flight", "HTTP requests being served", ["protocol"], multiprocess_mode="livesum"
+)
 INFERENCE_LATENCY = Histogram(
     "mnist_inference_duration_seconds", "Model evaluation time per call", buckets=LATENCY_BUCKETS
 )

@@ -29,6 +29,10 @@ from PIL import Image
 
 from app.model.classifier import Classifier
 
+# The apps and servers the tests start serve no gRPC unless a test gives them a port (MNIST_GRPC_PORT):
+# otherwise each would bind the default port.
+os.environ.setdefault("MNIST_GRPC_PORT", "0")
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 MODEL = ROOT / "models" / "mnist-mlp.keras"  # the committed model

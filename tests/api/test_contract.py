@@ -257,7 +257,7 @@ def test_metrics_count_predictions(client: TestClient) -> None:
     client.post("/v1/predict", content=SEVEN, headers={"Content-Type": "image/png"})
     text = client.get("/metrics").text
     assert 'mnist_predictions_total{digit="7"}' in text
-    assert 'mnist_http_requests_total{method="POST",route="/v1/predict",status="200"}' in text
+    assert 'mnist_http_requests_total{method="POST",protocol="rest",route="/v1/predict",status="200"}' in text
     assert "mnist_model_info{" in text and "mnist_inference_batch_size_bucket" in text
 
 

@@ -77,24 +77,43 @@ class BodyLimitMiddleware:
         await self.app(scope, limited_receive, send)
 
 
-class ConcurrencyLimitMiddleware:
-    """Answer 503 with Retry-After when `max_in_flight` requests are already being served (probes exempt)."""
+class InFlight:
+    """The requests being served and their cap, one per process: REST and gRPC count against the same one."""
 
-    def __init__(self, app: ASGIApp, max_in_flight: int) -> None:
-        self.app = app
+    def __init__(self, max_in_flight: int) -> None:
         self.max_in_flight = max_in_flight
-        self.in_flight = 0
+        self.count = 0
+
+    def enter(self) -> bool:
+        """Count one more request, if under the cap; False (and nothing counted) at the cap."""
+        if self.count >= self.max_in_flight:
+            return False
+        self.count += 1
+        return True
+
+    def leave(self) -> None:
+        self.count -= 1
+
+    def refusal(self) -> Overloaded:
+        return Overloaded(f"The server is at its limit of {self.max_in_flight} requests in flight; retry shortly.")
+
+
+class ConcurrencyLimitMiddleware:
+    """Answer 503 with Retry-After when `max_in_flight` requests are already being served (probes exempt);
+    `in_flight`: a counter shared with other transports (else one of its own)."""
+
+    def __init__(self, app: ASGIApp, max_in_flight: int = 1, in_flight: InFlight | None = None) -> None:
+        self.app = app
+        self.in_flight = in_flight or InFlight(max_in_flight)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or policy_for(scope["path"]).probe:
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.max_in_flight:
-            detail = f"The server is at its limit of {self.max_in_flight} requests in flight; retry shortly."
-            await send_error(scope, receive, send, Overloaded(detail))
+        if not self.in_flight.enter():
+            await send_error(scope, receive, send, self.in_flight.refusal())
             return
-        self.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            self.in_flight.leave()

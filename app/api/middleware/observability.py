@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.metrics import HTTP_LATENCY, HTTP_REQUESTS, IN_FLIGHT
 
 access_log = logging.getLogger("app.access")
+REST_IN_FLIGHT = IN_FLIGHT.labels("rest")
 REQUEST_ID_HEADER = "x-request-id"
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")  # anything else is replaced, never logged raw
@@ -44,25 +45,26 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
-        IN_FLIGHT.inc()
+        REST_IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            IN_FLIGHT.dec()
+            REST_IN_FLIGHT.dec()
             seconds = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope["method"] if scope["method"] in HTTP_METHODS else "other"  # bounded label values
             key = (method, route, status)
             if (children := self._children.get(key)) is None:  # labels() is slow-ish: resolve each once
                 children = self._children[key] = (
-                    HTTP_REQUESTS.labels(key[0], route, str(status)),
-                    HTTP_LATENCY.labels(key[0], route),
+                    HTTP_REQUESTS.labels("rest", key[0], route, str(status)),
+                    HTTP_LATENCY.labels("rest", key[0], route),
                 )
             children[0].inc()
             children[1].observe(seconds)
             if access_log.isEnabledFor(logging.INFO):
                 fields = {
                     "request_id": request_id,
+                    "protocol": "rest",
                     "method": scope["method"],
                     "route": route,
                     "path": scope["path"],

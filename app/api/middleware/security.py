@@ -36,6 +36,22 @@ def load_api_keys(settings: Settings) -> list[bytes]:
     return read_keys(settings.api_keys.get_secret_value(), text)
 
 
+def key_allowed(keys: list[bytes], given: bytes) -> bool:
+    """Whether `given` is one of `keys`, compared with every key without stopping early, so that timing
+    tells nothing about which matched (REST's middleware and gRPC's interceptor both ask here)."""
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(given, key)
+    return bool(given) and matched
+
+
+def presented_key(authorization: bytes, x_api_key: bytes) -> bytes:
+    """The key a request presents: `Authorization: Bearer <key>`, else `X-API-Key: <key>`."""
+    if authorization[:7].lower() == b"bearer ":
+        return authorization[7:].strip()
+    return x_api_key
+
+
 class ApiKeyMiddleware:
     """401 + WWW-Authenticate for protected paths without a valid key.
 
@@ -53,22 +69,15 @@ class ApiKeyMiddleware:
         return not policy.probe and (self.everything or policy.inference)
 
     def allowed(self, given: bytes) -> bool:
-        # compare with every key, without stopping early, so timing tells nothing about which matched
-        matched = False
-        for key in self.keys:
-            matched |= hmac.compare_digest(given, key)
-        return matched
+        return key_allowed(self.keys, given)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.keys or not self.protected(scope["path"]):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        given = headers.get(b"x-api-key", b"")
-        authorization = headers.get(b"authorization", b"")
-        if authorization[:7].lower() == b"bearer ":
-            given = authorization[7:].strip()
-        if given and self.allowed(given):
+        given = presented_key(headers.get(b"authorization", b""), headers.get(b"x-api-key", b""))
+        if self.allowed(given):
             await self.app(scope, receive, send)
             return
         detail = "A valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'."

@@ -74,11 +74,24 @@ def decode_request(
     tensor = request.inputs[0]
     raw = binary_input(tensor, binary)
     if tensor.name not in inputs:
-        raise BadRequest(f"Unknown input {tensor.name!r}; expected {' or '.join(INPUTS[name] for name in inputs)}.")
+        raise unknown_input(tensor.name, inputs)
     wanted, named = requested_outputs(request, outputs), bool(request.outputs)
     if tensor.name == "pixels":
         return Inference(request.id, wanted, named, pixels=pixel_rows(tensor, raw))
     return Inference(request.id, wanted, named, files=image_elements(tensor, raw))
+
+
+def unknown_input(name: str, inputs: Collection[str]) -> BadRequest:
+    return BadRequest(f"Unknown input {name!r}; expected {' or '.join(INPUTS[known] for known in inputs)}.")
+
+
+def check_output(name: str, outputs: Mapping[str, str], classification: bool) -> None:
+    """BadRequest unless the model answers output `name`, and not with the classification extension."""
+    names = ", ".join(map(repr, outputs))
+    if name not in outputs:
+        raise BadRequest(f"Unknown output {name!r}; expected one of {names}.")
+    if classification:
+        raise BadRequest(f"The classification extension is not supported; request one of {names}.")
 
 
 def decompress(body: bytes, encoding: str, max_bytes: int) -> bytes:
@@ -187,13 +200,9 @@ def requested_outputs(request: InferenceRequest, outputs: Mapping[str, str] = OU
     if not request.outputs:
         return dict.fromkeys(outputs, binary_default)
     wanted = {}
-    names = ", ".join(map(repr, outputs))
     for output in request.outputs:
-        if output.name not in outputs:
-            raise BadRequest(f"Unknown output {output.name!r}; expected one of {names}.")
         options = output.parameters or Parameters()
-        if (options.model_extra or {}).get("classification"):
-            raise BadRequest(f"The classification extension is not supported; request one of {names}.")
+        check_output(output.name, outputs, bool((options.model_extra or {}).get("classification")))
         wanted[output.name] = binary_default if options.binary_data is None else options.binary_data
     return wanted
 
@@ -244,14 +253,17 @@ def flat_numbers(data: list[Any] | None, count: int) -> np.ndarray:
         return values.astype(np.float32)
 
 
-def image_elements(tensor: RequestInput, raw: bytes | None) -> list[bytes]:
-    """A BYTES `image` tensor -> the encoded files: base64 strings in JSON, length-prefixed raw bytes in binary."""
+def image_elements(tensor: RequestInput, raw: bytes | None, elements: list[bytes] | None = None) -> list[bytes]:
+    """A BYTES `image` tensor -> the encoded files: base64 strings in JSON, length-prefixed raw bytes in
+    binary, or `elements` already apart (gRPC's typed contents)."""
     shape = tensor.shape
     if tensor.datatype != "BYTES":
         raise BadRequest(f"Input 'image' has datatype {tensor.datatype!r}; expected BYTES (encoded image files).")
     if len(shape) != 1 or shape[0] < 1:
         raise BadRequest(f"Input 'image' has shape {shape}; expected [N] with N >= 1.")
-    if raw is not None:
+    if elements is not None:
+        files = elements
+    elif raw is not None:
         files = unpack_bytes(raw)
     else:
         data = tensor.data

@@ -15,7 +15,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 
 from app.api.deps import DataPlaneDep
-from app.api.v2.routes import ERRORS, check_name
+from app.api.v2.models import check_name
+from app.api.v2.routes import ERRORS
 from app.api.v2.types import MODEL_NAMES, RepositoryIndexRequest, RepositoryLoadRequest, RepositoryModel
 from app.errors import BadRequest
 from app.model.keras_file import ModelLoadError

@@ -15,23 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.answers import Classified, Reading
 from app.api.deps import DataPlaneDep, SettingsDep, serving
-from app.api.v2 import codec
+from app.api.v2 import codec, models
+from app.api.v2.models import check_model, check_name, reading_results  # noqa: F401 (reading_results: re-exported)
 from app.api.v2.types import (
-    MODEL_INPUTS,
-    MODEL_NAMES,
-    MODEL_OUTPUTS,
     PLATFORM,
-    READER_INPUTS,
-    READER_NAME,
-    READER_OUTPUTS,
-    SCORER_OUTPUTS,
     InferenceRequest,
     InferenceResponse,
     MetadataModel,
@@ -40,8 +32,6 @@ from app.api.v2.types import (
     V2Error,
     inline_schema,
 )
-from app.dataplane import DataPlane, Upload
-from app.errors import BadRequest, ImageError, NotFound
 
 INLINE_BYTES = 64 * 1024  # bigger bodies are decoded (inflated, cast, checked) in the thread pool
 INLINE_ROWS = 64  # bigger answers are encoded in the thread pool
@@ -53,21 +43,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": V2Error, "description": "No such model or version."},
     503: {"model": V2Error, "description": "The model is not loaded yet."},
 }
-
-
-def check_model(dataplane: DataPlane, model_name: str, version: str | None) -> str:
-    """The served version, after checking the name and version in the path (404 otherwise). Both
-    models have it: the reader is the served classifier behind a segmentation."""
-    check_name(model_name)
-    served = dataplane.version
-    if version not in (None, "", served):
-        raise NotFound(f"Unknown version {version!r} of {model_name!r}; the served version is {served!r}.")
-    return served
-
-
-def check_name(model_name: str) -> None:
-    if model_name not in MODEL_NAMES:
-        raise NotFound(f"Unknown model {model_name!r}; this server serves {' and '.join(map(repr, MODEL_NAMES))}.")
 
 
 # server and model status --------------------------------------------------------------------------
@@ -104,10 +79,7 @@ async def model_ready(request: Request, model_name: str, version: str | None = N
 async def model_metadata(dataplane: DataPlaneDep, model_name: str, version: str | None = None) -> MetadataModel:
     check_model(dataplane, model_name, version)
     served = dataplane.model()
-    if model_name == READER_NAME:
-        inputs, outputs = READER_INPUTS, READER_OUTPUTS
-    else:
-        inputs, outputs = MODEL_INPUTS, MODEL_OUTPUTS + (SCORER_OUTPUTS if served.digit_threshold is not None else [])
+    inputs, outputs = models.tensors(model_name, served)
     return MetadataModel(
         name=model_name, versions=[served.version], platform=PLATFORM, inputs=inputs, outputs=outputs,
         loaded_at=served.loaded_at,
@@ -168,25 +140,16 @@ async def infer(
     request: Request, dataplane: DataPlaneDep, settings: SettingsDep, model_name: str, version: str | None = None
 ) -> Response:
     check_model(dataplane, model_name, version)
-    reader = model_name == READER_NAME
-    inputs, datatypes = (("image",), codec.READER_OUTPUTS) if reader else (tuple(codec.INPUTS), codec.OUTPUTS)
+    inputs, datatypes = models.wire_form(model_name)
     body = await request.body()
     encoding, header_length = request.headers.get("content-encoding", ""), request.headers.get(codec.HEADER)
     inference = await maybe_off_loop(
         len(body) > INLINE_BYTES or bool(encoding),
         codec.decode_request, body, encoding, header_length, settings.max_batch_body_bytes, inputs, datatypes,
     )  # fmt: skip
-    if reader:
-        assert inference.files is not None
-        readings = await read_images(dataplane, inference.files, settings.max_batch_files)
-        results, computed_by = reading_results(readings), readings[0].version
-        rows = len(readings)
-        request.state.log_fields = {"rows": rows, "read_digits": [len(r.digits) for r in readings]}
-    else:
-        answers = await classify(dataplane, inference, settings.max_batch_files)
-        results, computed_by = classified_results(answers, inference), answers.version
-        rows = len(answers.digits)
-        request.state.log_fields = {"rows": rows, **({"digits": answers.digits.tolist()} if rows <= 64 else {})}
+    answer = await models.infer(dataplane, model_name, inference, settings.max_batch_files)
+    results, computed_by, rows = answer.results, answer.version, answer.log_fields["rows"]
+    request.state.log_fields = answer.log_fields
     outputs = {name: binary for name, binary in inference.outputs.items() if name in results}
     # the version that computed the answer: a swap between the path's check and here means the new one
     response: dict[str, Any] = {"model_name": model_name, "model_version": computed_by}
@@ -202,61 +165,3 @@ async def infer(
 async def maybe_off_loop(off: bool, function: Callable[..., T], *args: Any) -> T:
     """Run `function` in the thread pool when `off`, else right here (a hop costs more than small work)."""
     return await run_in_threadpool(function, *args) if off else function(*args)
-
-
-async def classify(dataplane: DataPlane, inference: codec.Inference, max_files: int) -> Classified:
-    """The classifier's answers for a request's images (as /v1/predict gives them) or pixel rows."""
-    if inference.files is None:
-        assert inference.pixels is not None
-        return await dataplane.infer_pixels(inference.pixels)
-    check_count(inference.files, max_files)
-    try:
-        return await dataplane.predict_files([Upload(f) for f in inference.files], "mnist")
-    except ImageError as exc:
-        raise image_error(exc) from None
-
-
-def classified_results(answers: Classified, inference: codec.Inference) -> dict[str, np.ndarray]:
-    """The classifier's outputs by name; the scorer's two only from a model that has a digit scorer."""
-    results = {"probabilities": answers.probabilities, "digit": answers.digits}
-    if answers.digit_scores is not None and answers.is_digit is not None:
-        results["digit_score"], results["is_digit"] = answers.digit_scores, answers.is_digit
-    elif inference.named and any(name in codec.SCORER_OUTPUTS for name in inference.outputs):
-        raise BadRequest(
-            "The served model has no digit scorer: outputs 'digit_score' and 'is_digit' are not available."
-        )
-    return results
-
-
-async def read_images(dataplane: DataPlane, files: list[bytes], max_files: int) -> list[Reading]:
-    """The number read in each encoded image, as /v1/read gives them."""
-    check_count(files, max_files)
-    try:
-        return await dataplane.read_files([Upload(f) for f in files])
-    except ImageError as exc:
-        raise image_error(exc) from None
-
-
-def reading_results(readings: list[Reading]) -> dict[str, np.ndarray]:
-    """The reader's outputs: `text` (object [N] of UTF-8 bytes), `confidence` float32 [N] and `digits`
-    int64 [N, D], each reading's digits line by line, -1 padded to the longest reading's D."""
-    width = max((len(reading.digits) for reading in readings), default=0)
-    digits = np.full((len(readings), width), -1, dtype=np.int64)
-    for row, reading in zip(digits, readings, strict=True):
-        ordered = sorted(reading.digits, key=lambda digit: digit.line)  # stable: left to right within a line
-        row[: len(ordered)] = [digit.digit for digit in ordered]
-    return {
-        "text": np.array([reading.text.encode() for reading in readings], dtype=np.object_),
-        "confidence": np.array([reading.confidence for reading in readings], dtype=np.float32),
-        "digits": digits,
-    }
-
-
-def check_count(files: list[bytes], max_files: int) -> None:
-    if len(files) > max_files:
-        raise BadRequest(f"Input 'image' holds {len(files)} images; at most {max_files} are accepted.")
-
-
-def image_error(exc: ImageError) -> BadRequest:
-    """An image that cannot be classified or read: a 400 naming the element, as the protocol has it."""
-    return BadRequest(f"Input 'image' element {exc.index}: {exc.detail}")
