@@ -1,5 +1,5 @@
 # mnist-service: the FastAPI app and the committed model on python:3.11-slim (no TensorFlow: see below).
-#   docker build -t mnist-service .  &&  docker run --rm -p 8000:8000 mnist-service
+#   docker build -t mnist-service .  &&  docker run --rm -p 8000:8000 -p 8081:8081 mnist-service
 # Checked by `make docker-smoke` (deploy/container-smoke.sh): hadolint, build, run read-only, predict, stop.
 
 # ---- build: the package and its serving dependencies in a venv; nothing of this stage but /opt/venv is kept
@@ -40,9 +40,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOME=/tmp \
     HOST=0.0.0.0 \
     PORT=8000 \
+    MNIST_GRPC_PORT=8081 \
     WEB_CONCURRENCY=1
 USER 10001:10001
-EXPOSE 8000
+# REST, and the Open Inference Protocol over gRPC (on HOST too: MNIST_GRPC_HOST is unset)
+EXPOSE 8000 8081
 # Liveness with Python's own urllib: the image has no curl. (podman keeps it only with --format docker.)
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=2)"]

@@ -62,10 +62,10 @@ chaos: venv  ## CHAOS_SECONDS (60) of valid uploads at 16 clients while engines 
 decode-cpu: venv  ## 4 MiB noise PNGs, 4 at a time for 10 s: the CPU time of the server process against its engines'
 	$(BIN)/python -m bench.compare service --body noise --connections 4 --rounds 1 --seconds 10 --check-decode
 
-k8s-smoke:  ## podman kube play deploy/k8s/ on the image docker-smoke built: ready, a prediction, the security context, kube down; then docker-compose.yml
+k8s-smoke:  ## podman kube play deploy/k8s/ on the image docker-smoke built: ready, a prediction over REST and gRPC, the security context, kube down; then docker-compose.yml
 	deploy/k8s-smoke.sh
 
-docker-smoke:  ## hadolint, build the image, run it, check /readyz and a prediction, read-only run (podman)
+docker-smoke:  ## hadolint, build the image, run it, check /readyz and a prediction over REST and gRPC, read-only run (podman)
 	deploy/container-smoke.sh
 
 .PHONY: k8s-check

@@ -2,7 +2,8 @@
 # make docker-smoke: prove the image. Lint the Dockerfile (hadolint, warnings fail) and build it; then run
 # it the way deploy/k8s/deployment.yaml does (read-only root filesystem with /tmp the only writable place,
 # no capabilities, no privilege escalation, the Deployment's memory and CPU limits and settings) and check:
-# /readyz, a digit over /v1 and /v2, the HEALTHCHECK, the user, what the image holds, a mixed load and a
+# /readyz, a digit over /v1 and /v2, and over gRPC (ModelInfer with tritonclient.grpc, and grpc.health.v1
+# as Kubernetes' `grpc` probe asks it: deploy/grpc-smoke.py, run from the host's venv), the HEALTHCHECK, the user, what the image holds, a mixed load and a
 # burst of the largest uploads within the memory limit, two workers, and a graceful stop on SIGTERM that
 # lets an in-flight request finish. Prints the figures docs/deployment.md and the manifests quote.
 #
@@ -16,6 +17,8 @@ IMAGE=${IMAGE:-localhost/mnist-service:ci}
 NAME=${NAME:-mnist-smoke}          # prefix of the containers started here
 PORT_HOST=${PORT_HOST:-18080}      # build-and-smoke.sh's first, plain run
 PORT=${PORT_SMOKE:-18081}          # the locked-down runs
+GRPC_PORT=${PORT_GRPC_SMOKE:-18082}  # their gRPC port (the container's 8081)
+HOST_PYTHON=${HOST_PYTHON:-.venv/bin/python}  # the gRPC client: tritonclient[grpc], grpcio-health-checking (dev extra)
 W=${W:-/tmp/container-ci}          # build-and-smoke.sh's scratch area: podman storage, base image, hadolint
 SHARED=../shared/container/build-and-smoke.sh
 SEVEN=tests/data/seven.png
@@ -36,6 +39,8 @@ else
   fail "no Docker engine answers and podman is neither installed nor installable (no apt-get): the image cannot be checked here"
 fi
 t "engine: $ENGINE"
+"$HOST_PYTHON" -c 'import tritonclient.grpc, grpc_health.v1.health_pb2' 2>/dev/null \
+  || fail "$HOST_PYTHON cannot import tritonclient.grpc and grpc_health (make venv): the gRPC checks need them"
 if [ "$ENGINE" = podman ]; then
   # The first, plain run (build-and-smoke.sh's) also shows the service writes nothing outside /tmp.
   # shellcheck disable=SC2016  # expanded by build-and-smoke.sh, which sets BASE
@@ -115,7 +120,7 @@ start() {  # NAME [run options...]: start locked down, wait for /readyz; sets RE
   shift
   remove "$name"
   started=$(date +%s.%N)
-  ctr run -d --name "$name" "${LOCKED[@]}" -p "127.0.0.1:$PORT:8000" "$@" "$IMAGE" >/dev/null 2>"$SCRATCH/run.err" \
+  ctr run -d --name "$name" "${LOCKED[@]}" -p "127.0.0.1:$PORT:8000" -p "127.0.0.1:$GRPC_PORT:8081" "$@" "$IMAGE" >/dev/null 2>"$SCRATCH/run.err" \
     || { cat "$SCRATCH/run.err"; fail "could not start $name"; }
   for _ in $(seq 1 1200); do  # two minutes: the startupProbe's budget
     if curl -fsS -o /dev/null "$BASE/readyz" 2>/dev/null; then READY_S=$(since "$started"); return; fi
@@ -170,6 +175,8 @@ else
   [ "$(docker inspect --format '{{.State.Health.Status}}' "$NAME")" = healthy ] || fail "the image's HEALTHCHECK fails"
 fi
 echo "HEALTHCHECK: healthy; user 10001; /v1 and /v2 answer 7"
+t "gRPC on 127.0.0.1:$GRPC_PORT (the container's 8081): health, ModelInfer"
+"$HOST_PYTHON" deploy/grpc-smoke.py "127.0.0.1:$GRPC_PORT" "$SEVEN" 7 || fail "gRPC"
 
 t "mixed load: 400 uploads 8 at a time, 10 batches of 64, a 36 MP image"
 seq 400 | xargs -P 8 -I{} curl -fsS -o /dev/null -F "file=@$SEVEN" "$BASE/v1/predict" || fail "an upload failed under load"
@@ -220,6 +227,8 @@ t "two workers (WEB_CONCURRENCY=2), locked down"
 start "$NAME-2w" --env WEB_CONCURRENCY=2
 ready2=$READY_S
 for _ in $(seq 4); do expect_seven "2 workers: POST /v1/predict" -F "file=@$SEVEN" "$BASE/v1/predict"; done
+"$HOST_PYTHON" deploy/grpc-smoke.py "127.0.0.1:$GRPC_PORT" "$SEVEN" 7 >/dev/null || fail "2 workers: gRPC"
+echo "2 workers: gRPC health SERVING, ModelInfer 7 (the workers share the port)"
 grep -q '^mnist_http_requests_total' <<<"$(curl -fsS "$BASE/metrics")" || fail "2 workers: no merged metrics at /metrics"
 two=$(memory "$NAME-2w")
 echo "2 workers: ready after $ready2 s; $two"

@@ -5,7 +5,10 @@ probes, ports, user, settings and files agree with what the app and the Dockerfi
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +17,14 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from app.config import Settings
 from app.main import create_app
 from tests.conftest import ROOT
 
 K8S = ROOT / "deploy" / "k8s"
 MANIFESTS = sorted(K8S.glob("*.yaml"))
 KSERVE = sorted((K8S / "kserve").glob("*.yaml"))
+KSERVE_GRPC = K8S / "kserve" / "grpc" / "inferenceservice.yaml"  # a variant: replaces the REST one (same name)
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 # the oldest Kubernetes still in common support and the newest whose schemas kubernetes-validate ships
 K8S_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
@@ -41,6 +46,7 @@ CONTAINER = POD["containers"][0]
 RUNTIME = KSERVE_RESOURCES["ServingRuntime"]
 RUNTIME_CONTAINER = RUNTIME["spec"]["containers"][0]
 ISVC = KSERVE_RESOURCES["InferenceService"]
+ISVC_GRPC = load(KSERVE_GRPC)
 
 
 def dockerfile_env() -> dict[str, str]:
@@ -85,6 +91,7 @@ PREDICTOR_FIELDS = {"minReplicas", "maxReplicas", "scaleMetric", "scaleTarget", 
 MODEL_FIELDS = {"modelFormat", "runtime", "protocolVersion", "storageUri", "ports", "env", "resources"}
 IMAGE_ENV = dockerfile_env()
 IMAGE_PORT = int(IMAGE_ENV["PORT"])
+GRPC_PORT = Settings.model_fields["grpc_port"].default  # the app's default (tests/conftest.py sets 0 for its own)
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
@@ -101,32 +108,36 @@ def test_kserve_runtime_pod_is_valid_kubernetes(version: str) -> None:
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "runtime"},
            "spec": {"containers": spec["containers"], "volumes": spec["volumes"]}}  # fmt: skip
     kubernetes_validate.validate(pod, version, strict=True)
-    predictor = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "predictor"},
-                 "spec": {"containers": [{"name": "kserve-container", "image": "x", "ports": ISVC["spec"]["predictor"]["model"]["ports"]}]}}  # fmt: skip
-    kubernetes_validate.validate(predictor, version, strict=True)
+    for isvc in (ISVC, ISVC_GRPC):
+        predictor = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "predictor"},
+                     "spec": {"containers": [{"name": "kserve-container", "image": "x", "ports": isvc["spec"]["predictor"]["model"]["ports"]}]}}  # fmt: skip
+        kubernetes_validate.validate(predictor, version, strict=True)
 
 
-def test_inferenceservice_uses_only_known_kserve_fields() -> None:
+@pytest.mark.parametrize("isvc", [ISVC, ISVC_GRPC], ids=["rest", "grpc"])
+def test_inferenceservice_uses_only_known_kserve_fields(isvc: dict[str, Any]) -> None:
     """The v1beta1 fields we rely on (KServe's API reference); a typo would otherwise pass silently."""
-    assert ISVC["apiVersion"] == "serving.kserve.io/v1beta1" and RUNTIME["apiVersion"] == "serving.kserve.io/v1alpha1"
-    assert set(ISVC["spec"]) == {"predictor"}
-    predictor = ISVC["spec"]["predictor"]
+    assert isvc["apiVersion"] == "serving.kserve.io/v1beta1" and RUNTIME["apiVersion"] == "serving.kserve.io/v1alpha1"
+    assert set(isvc["spec"]) == {"predictor"}
+    predictor = isvc["spec"]["predictor"]
     assert set(predictor) <= PREDICTOR_FIELDS and set(predictor["model"]) <= MODEL_FIELDS
     assert predictor["scaleMetric"] in {"cpu", "memory"}  # what the HPA autoscaler class accepts
-    assert ISVC["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "hpa"
-    assert ISVC["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] in {"RawDeployment", "Standard"}
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "hpa"
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] in {"RawDeployment", "Standard"}
     assert set(RUNTIME["spec"]) <= {"supportedModelFormats", "protocolVersions", "containers", "volumes", "multiModel"}
 
 
 def test_probes_are_routes_the_app_serves() -> None:
     assert CONTAINER["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert CONTAINER["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # readiness is Kubernetes' grpc probe: grpc.health.v1 Check of the whole server (service "", the default),
+    # which app/api/grpc/server.py sets SERVING once the model is loaded and NOT_SERVING when it stops
+    assert CONTAINER["readinessProbe"]["grpc"] == {"port": GRPC_PORT}
     assert CONTAINER["startupProbe"]["httpGet"]["path"] == "/readyz"
     assert RUNTIME_CONTAINER["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert RUNTIME_CONTAINER["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     for container in (CONTAINER, RUNTIME_CONTAINER):
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            if probe in container:  # 200 or 503 (not ready): a route the app serves, not a 404
+            if "httpGet" in container.get(probe, {}):  # 200 or 503 (not ready): a route the app serves, not a 404
                 assert probe_status(container[probe]["httpGet"]["path"]) in (200, 503), f"{probe} is not served"
     assert "/healthz'" in dockerfile_instruction("HEALTHCHECK") and probe_status("/healthz") == 200
     annotations = RESOURCES["Deployment"]["spec"]["template"]["metadata"]["annotations"]
@@ -144,18 +155,57 @@ def test_readiness_answers_503_before_the_model_is_loaded() -> None:
 
 
 def test_ports_agree_everywhere() -> None:
-    assert dockerfile_instruction("EXPOSE") == str(IMAGE_PORT)
+    assert GRPC_PORT == 8081 and IMAGE_ENV["MNIST_GRPC_PORT"] == str(GRPC_PORT)
+    assert dockerfile_instruction("EXPOSE").split() == [str(IMAGE_PORT), str(GRPC_PORT)]
     ports = {port["name"]: port["containerPort"] for port in CONTAINER["ports"]}
-    assert ports == {"http": IMAGE_PORT} and env_of(CONTAINER)["PORT"] == str(IMAGE_PORT)
-    service_ports = RESOURCES["Service"]["spec"]["ports"]
-    assert [port["targetPort"] for port in service_ports] == ["http"]
-    assert [port["containerPort"] for port in RUNTIME_CONTAINER["ports"]] == [IMAGE_PORT]
+    assert ports == {"http": IMAGE_PORT, "grpc": GRPC_PORT} and env_of(CONTAINER)["PORT"] == str(IMAGE_PORT)
+    assert env_of(CONTAINER)["MNIST_GRPC_PORT"] == str(GRPC_PORT)
+    service_ports = {port["name"]: port for port in RESOURCES["Service"]["spec"]["ports"]}
+    assert {name: port["targetPort"] for name, port in service_ports.items()} == {"http": "http", "grpc": "grpc"}
+    assert service_ports["grpc"]["port"] == GRPC_PORT and service_ports["grpc"]["appProtocol"] == "kubernetes.io/h2c"
+    # the runtime states no port: each InferenceService states the one KServe routes to (REST's or gRPC's)
+    assert "ports" not in RUNTIME_CONTAINER
     assert env_of(RUNTIME_CONTAINER)["PORT"] == str(IMAGE_PORT)
+    assert env_of(RUNTIME_CONTAINER)["MNIST_GRPC_PORT"] == str(GRPC_PORT)
     for container in (CONTAINER, RUNTIME_CONTAINER):
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            if probe in container:
+            if "httpGet" in container.get(probe, {}):
                 assert container[probe]["httpGet"]["port"] in ("http", IMAGE_PORT)
+            elif probe in container:
+                assert container[probe]["grpc"]["port"] == GRPC_PORT  # a number: grpc probes take no port name
     assert [port["containerPort"] for port in ISVC["spec"]["predictor"]["model"]["ports"]] == [IMAGE_PORT]
+    assert "name" not in ISVC["spec"]["predictor"]["model"]["ports"][0]  # Knative allows only http1 or h2c
+    # KServe's name for a gRPC port (Knative routes HTTP/2 cleartext by it), and the only port
+    assert ISVC_GRPC["spec"]["predictor"]["model"]["ports"] == [
+        {"name": "h2c", "containerPort": GRPC_PORT, "protocol": "TCP"}
+    ]
+
+
+def test_kserve_grpc_variant_differs_only_in_its_port() -> None:
+    """grpc/inferenceservice.yaml is the REST InferenceService with gRPC's port: the same name (the model_name
+    clients send), runtime, protocol and scaling. In a directory of its own, so that `kubectl apply -f
+    deploy/k8s/kserve/` applies one InferenceService, not both under one name."""
+
+    def without_ports(isvc: dict[str, Any]) -> dict[str, Any]:
+        copy = json.loads(json.dumps(isvc))
+        del copy["spec"]["predictor"]["model"]["ports"]
+        return copy
+
+    assert without_ports(ISVC_GRPC) == without_ports(ISVC)
+    assert [load(path)["kind"] for path in KSERVE].count("InferenceService") == 1 and KSERVE_GRPC not in KSERVE
+
+
+def test_grpc_listens_on_all_interfaces_in_the_image() -> None:
+    """The image sets HOST=0.0.0.0 and no MNIST_GRPC_HOST, so gRPC binds where REST does (a subprocess: the
+    server's stubs and tritonclient's, imported by other tests, share the protobuf package `inference`)."""
+    assert not any("MNIST_GRPC_HOST" in env for env in (IMAGE_ENV, env_of(CONTAINER), env_of(RUNTIME_CONTAINER)))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MNIST_")}
+    image = IMAGE_ENV | env_of(CONTAINER)  # what the Deployment's container sees
+    env.update(HOST=image["HOST"], MNIST_GRPC_PORT=image["MNIST_GRPC_PORT"])
+    code = "from app.api.grpc.server import listen_address; from app.config import Settings; print(listen_address(Settings()))"
+    run = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    address = run.stdout.strip()
+    assert address == f"0.0.0.0:{GRPC_PORT}"
 
 
 def test_image_runs_as_non_root_and_serves_on_all_interfaces() -> None:
@@ -246,7 +296,7 @@ def test_image_holds_the_app_and_the_model_only() -> None:
 def test_compose_serves_on_8000_read_only() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     (service,) = compose["services"].values()
-    assert service["ports"] == [f"8000:{IMAGE_PORT}"]
+    assert service["ports"] == [f"8000:{IMAGE_PORT}", f"{GRPC_PORT}:{GRPC_PORT}"]
     assert service["read_only"] is True and service["tmpfs"] == ["/tmp"]
     assert service["cap_drop"] == ["ALL"] and "no-new-privileges:true" in service["security_opt"]
     assert service["environment"]["MNIST_MAX_IN_FLIGHT"] == env_of(CONTAINER)["MNIST_MAX_IN_FLIGHT"]
