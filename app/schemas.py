@@ -4,10 +4,14 @@ the command line."""
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from app.answers import Classified, ReadDigit
@@ -212,6 +216,10 @@ class ReadingDigit(BaseModel):
         description="with `explain=true`: the 28x28 image the model saw for this digit, white on black, rows of "
         "0-255 ints",
     )
+    input_image: str | None = Field(
+        None,
+        description="with `explain=true`: the same image as a data:image/png;base64 URL (as /v1/predict's `input_image`)",
+    )
 
 
 class ReadingMark(BaseModel):
@@ -287,7 +295,15 @@ def _digit(digit: ReadDigit, explain: bool) -> dict[str, Any]:
         answer["digit_score"], answer["is_digit"] = _rounded_down(digit.digit_score), digit.is_digit
     if explain and digit.pixels is not None:
         answer["pixels"] = digit.pixels.tolist()
+        answer["input_image"] = png_data_url(digit.pixels)
     return answer
+
+
+def png_data_url(pixels: np.ndarray) -> str:
+    """(28, 28) uint8 -> a data:image/png;base64 URL (what `explain=true` shows)."""
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "L").save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def _rounded_down(score: float) -> float:

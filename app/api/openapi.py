@@ -11,7 +11,8 @@ DESCRIPTIONS = {
     401: "An API key is required (`unauthorized`).",
     413: "The body is over the byte cap or the image over the pixel cap (`payload_too_large`, `image_too_large`).",
     415: "A file or content type we don't decode: SVG, PDF, text... (`unsupported_media_type`).",
-    422: "A missing or invalid field (`invalid_request`, `missing_file`, `too_many_files`), or an image with no digit in it (`blank_image`).",
+    422: "A missing or invalid field (`invalid_request`, `missing_file`, `too_many_files`), an image with no digit in "
+    "it (`blank_image`), or, on /v1/read, more digits than MNIST_MAX_DIGITS (`too_many_digits`).",
     503: "The model is not loaded yet (`not_ready`), or the server is at its in-flight limit (`overloaded`).",
 }
 

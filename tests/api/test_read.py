@@ -7,6 +7,8 @@ which any segmentation reads; harder numbers are the reader's own tests and `mak
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +17,7 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from app.config import Settings
 from app.main import create_app
@@ -111,6 +114,9 @@ def test_explain_adds_each_digits_28x28_image(server: str) -> None:
     for digit, without in zip(explained["digits"], plain["digits"], strict=True):
         pixels = np.array(digit.pop("pixels"))
         assert pixels.shape == (28, 28) and pixels.min() >= 0 and 0 < pixels.max() <= 255
+        header, encoded = digit.pop("input_image").split(",", 1)
+        assert header == "data:image/png;base64"  # the same image, as /v1/predict shows its own
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded)))), pixels)
         assert digit == without
 
 

@@ -3,13 +3,9 @@ uploads.py, classified by the data plane, and rendered by app/schemas.py."""
 
 from __future__ import annotations
 
-import base64
-import io
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Query, Request
-from PIL import Image
 
 from app.answers import Classified
 from app.api.deps import DataPlaneDep, SettingsDep, ready_dataplane
@@ -17,7 +13,7 @@ from app.api.openapi import error_responses
 from app.api.v1.uploads import BATCH_BODY, SINGLE_BODY, batch_uploads, single_upload
 from app.errors import ImageError
 from app.preprocessing import FORMAT_NAMES, FORMATS, Mode
-from app.schemas import BatchPrediction, ModelInfo, Prediction, predictions
+from app.schemas import BatchPrediction, ModelInfo, Prediction, png_data_url, predictions
 
 router = APIRouter(prefix="/v1", tags=["v1: predict"])
 
@@ -133,9 +129,3 @@ def render(classified: Classified, mode: Mode) -> list[dict[str, Any]]:
     for answer, pixels in zip(answers, classified.pixels or [], strict=False):
         answer["input_image"] = png_data_url(pixels)
     return answers
-
-
-def png_data_url(pixels: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, "L").save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
