@@ -18,7 +18,7 @@ NAME=${NAME:-mnist-smoke}          # prefix of the containers started here
 PORT_HOST=${PORT_HOST:-18080}      # build-and-smoke.sh's first, plain run
 PORT=${PORT_SMOKE:-18081}          # the locked-down runs
 GRPC_PORT=${PORT_GRPC_SMOKE:-18082}  # their gRPC port (the container's 8081)
-HOST_PYTHON=${HOST_PYTHON:-.venv/bin/python}  # the gRPC client: tritonclient[grpc], grpcio-health-checking (dev extra)
+HOST_PYTHON=${HOST_PYTHON:-.venv/bin/python}  # the gRPC client (tritonclient[grpc], grpcio-health-checking) and PyYAML: the dev extra
 W=${W:-/tmp/container-ci}          # build-and-smoke.sh's scratch area: podman storage, base image, hadolint
 SHARED=../shared/container/build-and-smoke.sh
 SEVEN=tests/data/seven.png
@@ -39,8 +39,8 @@ else
   fail "no Docker engine answers and podman is neither installed nor installable (no apt-get): the image cannot be checked here"
 fi
 t "engine: $ENGINE"
-"$HOST_PYTHON" -c 'import tritonclient.grpc, grpc_health.v1.health_pb2' 2>/dev/null \
-  || fail "$HOST_PYTHON cannot import tritonclient.grpc and grpc_health (make venv): the gRPC checks need them"
+"$HOST_PYTHON" -c 'import tritonclient.grpc, grpc_health.v1.health_pb2, yaml' 2>/dev/null \
+  || fail "$HOST_PYTHON cannot import tritonclient.grpc, grpc_health and yaml (make venv): the gRPC checks and the Deployment's reading need them"
 if [ "$ENGINE" = podman ]; then
   # The first, plain run (build-and-smoke.sh's) also shows the service writes nothing outside /tmp.
   # shellcheck disable=SC2016  # expanded by build-and-smoke.sh, which sets BASE
@@ -103,8 +103,9 @@ with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as tar:
         data.seek(0); tar.addfile(info, data)' <"$SEVEN" | tar -x -C "$SCRATCH"
 
 # ---- run as on Kubernetes
-# The Deployment's limits and environment, read by the image's own YAML parser
-mapfile -t K8S < <(ctr run --rm -i --network none --no-healthcheck "$IMAGE" python -c '
+# The Deployment's limits and environment, read with the host venv's PyYAML (the dev extra's; the image has
+# no YAML parser: it needs none, uvicorn's [standard] extra is not installed)
+mapfile -t K8S < <("$HOST_PYTHON" -c '
 import sys, yaml
 container = yaml.safe_load(sys.stdin)["spec"]["template"]["spec"]["containers"][0]
 memory = container["resources"]["limits"]["memory"]

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -291,6 +292,20 @@ def test_image_holds_the_app_and_the_model_only() -> None:
     ]
     assert not any(path.startswith("training") for paths in copied for path in paths), copied
     assert "tomllib" not in DOCKERFILE, "the Dockerfile installs the package, with no filtering of its dependencies"
+
+
+def test_image_installs_only_what_serving_runs() -> None:
+    """The serving dependencies and the bytecode the image carries (docs/deployment.md, "Image size")."""
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower(): requirement for requirement in dependencies}
+    # uvicorn without [standard]: its uvloop and httptools, not websockets, watchfiles or pyyaml
+    assert names["uvicorn"].startswith("uvicorn>") and {"uvloop", "httptools"} <= names.keys(), names
+    assert not {"websockets", "watchfiles", "pyyaml"} & names.keys(), names
+    # the protobuf the dev extra's grpcio-tools (which generated the stubs) allows, so the tests run the image's
+    assert "<7" in names["protobuf"], names["protobuf"]
+    # bytecode compiled once at build time (the root filesystem is read-only), but not the dependencies' tests
+    assert "--no-compile" in DOCKERFILE and "-m compileall -q -j 0 -x '/tests?/' /opt/venv/lib" in DOCKERFILE
+    assert not re.search(r"compileall[^\n]* -o ", DOCKERFILE), "one optimisation level only"
 
 
 def test_compose_serves_on_8000_read_only() -> None:
