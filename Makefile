@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 PRESET ?= default
 TRAIN_ARGS ?=
 
-.PHONY: venv serve test browser-test train evaluate accuracy lint format bench bench-cli bench-read bench-preprocess soak fuzz chaos decode-cpu docker-smoke k8s-smoke clean
+.PHONY: venv serve test browser-test train evaluate accuracy lint format bench bench-cli bench-read bench-preprocess bench-grpc soak fuzz chaos decode-cpu docker-smoke k8s-smoke clean
 
 venv: $(VENV)/.installed-dev
 
@@ -47,16 +47,19 @@ bench-read: venv  ## engine cost of reading a 4-digit canvas vs predicting a 1-d
 	@command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null 2>&1 || echo "valgrind unavailable: CPU time only"
 	$(BIN)/python -m bench.reading_speed $$(command -v valgrind >/dev/null && echo --instructions) $(BENCH_READ_ARGS)
 
+bench-grpc: venv  ## gRPC vs REST /v2 on one server at 8 streams, a 28x28 PNG and a batch of 64 as BYTES: req/s, p50/p99, CPU per request, goal gRPC >= REST (BENCH_GRPC_ARGS="--seconds 5")
+	$(BIN)/python -m bench.grpc $(BENCH_GRPC_ARGS)
+
 bench-preprocess: venv  ## in-process, per upload kind and for 12 MP JPEGs: preprocess vs Pillow's decode of the same files (ms, ratio)
 	$(BIN)/python -m bench.preprocess $(BENCH_PREPROCESS_ARGS)
 
 soak: venv  ## SOAK_SECONDS (600) at 16 clients of valid and hostile uploads (127.0.0.1): 5xx, failures, RSS per process, curve in artifacts/soak/
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
-fuzz: venv  ## FUZZ_SECONDS (600) of atheris on the decode and preprocessing path: exec/s, coverage, new corpus entries; findings in artifacts/fuzz/
+fuzz: venv  ## FUZZ_SECONDS (600) of atheris: 3/4 on the decode and preprocessing path, 1/4 on the gRPC request converter: exec/s, coverage, new corpus entries; findings in artifacts/fuzz/
 	$(BIN)/python -m fuzz $(FUZZ_ARGS)
 
-chaos: venv  ## CHAOS_SECONDS (60) of valid uploads at 16 clients while engines are killed and frozen, then with 2 workers and one killed
+chaos: venv  ## CHAOS_SECONDS (60) of valid uploads at 16 REST and 4 gRPC clients while engines are killed and frozen, then with 2 workers and one killed
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 decode-cpu: venv  ## 4 MiB noise PNGs, 4 at a time for 10 s: the CPU time of the server process against its engines'

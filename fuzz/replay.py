@@ -17,6 +17,7 @@ fresh corpus: a change of allocator policy that the engines don't have, not a le
 flat from round 1 under the engines' settings; a leak grows every round).
 
     python -m fuzz.replay artifacts/fuzz/corpus
+    python -m fuzz.replay --harness grpc artifacts/fuzz/grpc/corpus    # the gRPC converter's (fuzz/grpc_inputs.py)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import resource
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from app.engines.environment import ALLOCATOR_ENV
@@ -34,9 +36,20 @@ from app.engines.worker import Resident
 from fuzz.inputs import load_network, run  # not fuzz.harness: that would instrument these modules
 
 
+def runner(harness: str) -> Callable[[bytes], None]:
+    """One input through the harness's task, uninstrumented."""
+    if harness == "grpc":
+        from fuzz import grpc_inputs  # the server's protobuf stubs: only in a process that needs them
+
+        return grpc_inputs.run
+    network = load_network()
+    return lambda data: run(data, network)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("corpus", type=Path)
+    parser.add_argument("--harness", choices=["uploads", "grpc"], default="uploads")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--growth-limit-mb", type=float, default=16.0, help="RSS growth allowed after round 1")
     parser.add_argument("--peak-limit-mb", type=float, default=1024.0)
@@ -49,13 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore")  # Pillow's warnings about corrupt metadata: expected here
     paths = [p for p in sorted(args.corpus.iterdir()) if p.is_file()] + args.extra
     files = [p.read_bytes() for p in paths]
-    network = load_network()
+    one = runner(args.harness)
     resident = Resident()
     after, slowest = [], (0.0, Path())
     for _ in range(args.rounds):
         for path, data in zip(paths, files, strict=True):
             started = time.perf_counter()
-            run(data, network)
+            one(data)
             slowest = max(slowest, (time.perf_counter() - started, path))
         after.append(resident() / 2**20)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -69,11 +69,12 @@ def seeds() -> list[bytes]:
     return one_digit + [bytes([head]) + data for data in numbers() for head in range(8)]
 
 
-def write(corpus: Path) -> int:
-    """Write the seeds into `corpus` (named by content, as libFuzzer names its entries); how many were new."""
+def write(corpus: Path, inputs: list[bytes] | None = None) -> int:
+    """Write the seeds (or `inputs`: another harness's) into `corpus`, named by content as libFuzzer names
+    its entries; how many were new."""
     corpus.mkdir(parents=True, exist_ok=True)
     new = 0
-    for data in seeds():
+    for data in seeds() if inputs is None else inputs:
         path = corpus / hashlib.sha1(data).hexdigest()
         if not path.exists():
             path.write_bytes(data)

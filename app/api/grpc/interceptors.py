@@ -46,6 +46,15 @@ def log_fields(fields: dict[str, Any]) -> None:
         current.update(fields)
 
 
+def forget(exc: BaseException) -> None:
+    """Drop what an exception about to be rendered keeps alive: its traceback (the frames of the call,
+    with the request parsed in them) and the exceptions it was raised from (a DecodeError's frame holds
+    the message). grpc.aio keeps the AbortError that context.abort raises, chained to `exc`, in a
+    reference cycle: without this, every refused call held its message and parsed request (a 10^6-tensor
+    one: ~180 MiB) until a gen-2 collection, and the RSS climbed call after call."""
+    exc.__traceback__ = exc.__context__ = exc.__cause__ = None
+
+
 class CallInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every unary call's behaviour: the access checks, the error rendering, the metrics and the log."""
 
@@ -98,6 +107,7 @@ class Call:
         fields: dict[str, Any] = {}
         token = LOG_FIELDS.set(fields)
         code, counted = grpc.StatusCode.OK, False
+        request: Any = None
         GRPC_IN_FLIGHT.inc()
         try:
             if not self.probe:
@@ -110,6 +120,7 @@ class Call:
             return await self.behaviour(request, context)
         except ServiceError as exc:
             code = status_code(exc)
+            forget(exc)
             await context.abort(code, exc.detail, trailing)
         except grpc.aio.AbortError:
             code = context.code() or grpc.StatusCode.UNKNOWN
@@ -122,11 +133,15 @@ class Call:
                 else grpc.StatusCode.CANCELLED
             )
             raise
-        except Exception:
+        except Exception as exc:
             log.exception("unhandled error in gRPC call %s", self.route)
             code = grpc.StatusCode.INTERNAL
+            forget(exc)
             await context.abort(code, "Internal server error; the request was logged.", trailing)
         finally:
+            # the AbortError raised above keeps this frame (its traceback) in a reference cycle with
+            # grpc's task until the cyclic GC runs, which few allocations trigger: not the message with it
+            del message, request
             if counted:
                 self.interceptor.in_flight.leave()
             GRPC_IN_FLIGHT.dec()
