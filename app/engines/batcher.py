@@ -130,6 +130,7 @@ class Batcher:
         """
         if timer:
             self._timer = None
+        self._drop_abandoned()
         while self._jobs and self._idle and not self._closed:
             loop = asyncio.get_running_loop()
             wait = 0.0
@@ -158,6 +159,13 @@ class Batcher:
             task = loop.create_task(self._run(engine, jobs))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+
+    def _drop_abandoned(self) -> None:
+        """Forget queued jobs whose request has gone (its deadline passed, its client left: `run` was
+        cancelled, and its future with it): no engine spends time on an answer nobody will read."""
+        if any(job.future.cancelled() for job in self._jobs):
+            self._jobs = deque(job for job in self._jobs if not job.future.cancelled())
+            self._queued = sum(job.size for job in self._jobs)
 
     async def _recycle(self, engine: Engine) -> None:
         """Replace an engine's process, then give it work again (the others serve meanwhile)."""

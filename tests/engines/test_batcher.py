@@ -79,6 +79,25 @@ def test_an_answer_the_batcher_cannot_deliver_fails_its_requests_rather_than_lea
     assert isinstance(delivered, Classified) and isinstance(undelivered, ValueError)  # results up to the fault
 
 
+def test_a_queued_job_whose_request_has_gone_is_never_evaluated(classifier: Classifier) -> None:
+    async def scenario() -> tuple[FakeEngine, bool]:
+        batcher = Batcher(classifier.network)
+        engine = FakeEngine(0.05)
+        batcher._engines, batcher._idle = [engine], [engine]
+        first = asyncio.ensure_future(batcher.run(ClassifyFiles([b"a"], "mnist", 100)))
+        await asyncio.sleep(0)  # the first batch runs; the next two queue behind it
+        gone = asyncio.ensure_future(asyncio.wait_for(batcher.run(ClassifyFiles([b"b"] * 5, "mnist", 100)), 0.01))
+        kept = asyncio.ensure_future(batcher.run(ClassifyFiles([b"c"], "mnist", 100)))
+        with pytest.raises(TimeoutError):  # a deadline passes while the job waits in the queue
+            await gone
+        await asyncio.gather(first, kept)
+        await batcher.close()
+        return engine, batcher.busy
+
+    engine, busy = asyncio.run(scenario())
+    assert engine.batches == [1, 1] and not busy  # the second batch is the kept job alone
+
+
 @pytest.mark.parametrize(("seconds", "spills"), [(0.001, False), (0.3, True)])
 def test_a_second_engine_takes_the_queue_only_behind_a_long_batch(
     classifier: Classifier, seconds: float, spills: bool, monkeypatch: pytest.MonkeyPatch
