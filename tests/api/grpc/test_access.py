@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from pathlib import Path
 
 import grpc
@@ -19,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.mmap_dict import MmapedDict
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
+from tritonclient.utils import InferenceServerException
 
 from tests.api.grpc.conftest import grpc_server, image_input, status_of
 from tests.conftest import SEVEN, png
@@ -58,6 +60,12 @@ def test_the_in_flight_cap_is_shared_with_rest_and_the_deadline_is_honoured() ->
         seven = [image_input([SEVEN])]
         sock = held_rest_request(server)
         try:
+            for _ in range(100):  # until the server has read the REST request's headers: then it is in flight
+                try:
+                    client.infer("mnist-mlp", seven)
+                except InferenceServerException:
+                    break
+                threading.Event().wait(0.05)
             code, details = status_of(lambda: client.infer("mnist-mlp", seven))
             assert code == Code.UNAVAILABLE and "limit of 1 requests in flight" in details
             assert client.is_server_ready()  # probes are not counted
@@ -112,10 +120,13 @@ def pids_with_grpc_calls(directory: Path) -> set[int]:
 def test_every_worker_serves_the_port(tmp_path: Path) -> None:
     env = {"WEB_CONCURRENCY": "2", "MNIST_ENGINE_PROCESSES": "1", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     with grpc_server(env) as server:
-        for _ in range(40):  # a new connection each time: the kernel spreads them over the workers' sockets
-            with grpc.insecure_channel(server.grpc) as channel:
-                pb_grpc.GRPCInferenceServiceStub(channel).ServerMetadata(pb.ServerMetadataRequest(), timeout=10)
-        pids = pids_with_grpc_calls(tmp_path)
+        # a new connection each time: the kernel spreads them over the workers' sockets, once both workers
+        # serve (the server is ready when one is: the other may still be loading the model)
+        deadline = time.monotonic() + 60
+        while len(pids := pids_with_grpc_calls(tmp_path)) < 2 and time.monotonic() < deadline:
+            for _ in range(10):
+                with grpc.insecure_channel(server.grpc) as channel:
+                    pb_grpc.GRPCInferenceServiceStub(channel).ServerMetadata(pb.ServerMetadataRequest(), timeout=10)
     assert len(pids) == 2 and server.pid not in pids, pids
 
 

@@ -4,6 +4,7 @@ committed stubs differ from what this writes."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,12 +17,13 @@ STUBS = ("open_inference_grpc_pb2.py", "open_inference_grpc_pb2.pyi", "open_infe
 
 def generate(out: Path = ROOT) -> list[Path]:
     """Write the stubs under `out` (the repository root by default, so beside the proto); their paths."""
-    from grpc_tools import protoc  # dev only: serving needs the generated modules, not the compiler
-
     proto = PROTO.relative_to(ROOT)
-    args = ["protoc", f"-I{ROOT}", f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}", str(proto)]
-    if protoc.main(args) != 0:
-        raise RuntimeError(f"protoc failed on {proto}")
+    # grpcio-tools (dev only: serving needs the generated modules, not the compiler), in a process of its own:
+    # its compiler crashed a test process that held gRPC and three protobuf packages already
+    args = [f"-I{ROOT}", f"--python_out={out}", f"--pyi_out={out}", f"--grpc_python_out={out}", str(proto)]
+    done = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"protoc failed on {proto} ({done.returncode}): {done.stderr.strip()}")
     return [out / proto.parent / name for name in STUBS]
 
 
