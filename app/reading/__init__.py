@@ -35,7 +35,7 @@ from app.reading.components import (
     rules,
     without_rules,
 )
-from app.reading.cuts import Model, atoms, deslanted, group, read_line
+from app.reading.cuts import Ink, Model, atoms, deslanted, group, read_line
 from app.reading.marks import mark_char
 
 TARGET_HEIGHT = 48  # working pixels per line of digits (MNIST form is 20 px: room to cut in)
@@ -63,32 +63,17 @@ def segment(data: bytes, model: Model, max_pixels: int, max_digits: int) -> Segm
         return _one_digit(pixels, notes)
     page = open_page(image, notes)
     region = reading_region(page)
-    ink = page.ink(region)
-    parts, _ = find_components(ink)
-    if not parts:
-        raise BlankImage("No digits found: the image has only specks, no strokes.")
-    height = line_height(parts)
-    if (cleaned := without_rules(ink, height)) is not None:  # ruled paper: read what is written on it
-        parts, _ = find_components(cleaned)
-        if not parts:
-            raise BlankImage("No digits found: the image has only ruled lines, no writing.")
-        height = line_height(parts)
-    if sum(p.height >= TALL_SHARE * height for p in parts) > TOO_MANY_PIECES * max_digits:
-        raise _too_many(max_digits)
+    written, height = find_lines(page.ink(region), max_digits)
     pixels_out: list[np.ndarray] = []
     boxes: list[Box] = []
     lines: list[int] = []
     marks: list[Mark] = []
     certainty = 1.0  # that every line's cuts are right
-    for number, line in enumerate(chain_lines(parts, height)):
-        middle = float(np.mean([p.centre_y for p in line]))
-        slant = line_slant(line, height)
-        inks = [deslanted(p, slant, middle) for p in line]
-        groups, small = group(inks, in_band(line, height), height)
-        digits, sure = read_line(atoms(groups, height), height, model) if groups else ([], 1.0)
+    for number, line in enumerate(written):
+        digits, sure = read_line(atoms(line.groups, height), height, model) if line.groups else ([], 1.0)
         certainty *= sure
-        baseline = float(np.median([d.box[3] for d in digits])) if digits else middle
-        for mark in sorted(small, key=lambda m: m.left):
+        baseline = float(np.median([d.box[3] for d in digits])) if digits else line.middle
+        for mark in sorted(line.small, key=lambda m: m.left):
             marks.append(Mark(mark_char(mark, baseline, height), region_box(region, mark.box()), number))
         for digit in digits:
             pixels_out.append(digit.pixels)
@@ -102,6 +87,39 @@ def segment(data: bytes, model: Model, max_pixels: int, max_digits: int) -> Segm
     if len(pixels_out) == 1 and not marks:  # a single digit: read exactly as /v1/predict reads it
         pixels_out = [one_digit(page, notes)]
     return Segmented(np.stack(pixels_out), Layout(boxes, lines, marks, notes, certainty))
+
+
+@dataclass
+class Line:
+    """A line of the working image: its digit material in groups, left to right (cuts.group), the small
+    marks beside them, and its middle row."""
+
+    groups: list[Ink]
+    small: list[Ink]
+    middle: float
+
+
+def find_lines(ink: np.ndarray, max_digits: int) -> tuple[list[Line], float]:
+    """The working image's ink in lines, top to bottom, each deslanted and grouped; and the line height.
+    Raises BlankImage when there are no strokes, TooManyDigits when there are far too many to cut."""
+    parts, _ = find_components(ink)
+    if not parts:
+        raise BlankImage("No digits found: the image has only specks, no strokes.")
+    height = line_height(parts)
+    if (cleaned := without_rules(ink, height)) is not None:  # ruled paper: read what is written on it
+        parts, _ = find_components(cleaned)
+        if not parts:
+            raise BlankImage("No digits found: the image has only ruled lines, no writing.")
+        height = line_height(parts)
+    if sum(p.height >= TALL_SHARE * height for p in parts) > TOO_MANY_PIECES * max_digits:
+        raise _too_many(max_digits)
+    lines = []
+    for line in chain_lines(parts, height):
+        middle = float(np.mean([p.centre_y for p in line]))
+        slant = line_slant(line, height)
+        groups, small = group([deslanted(p, slant, middle) for p in line], in_band(line, height), height)
+        lines.append(Line(groups, small, middle))
+    return lines, height
 
 
 def reading_region(page: Page) -> Region:

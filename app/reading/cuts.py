@@ -201,15 +201,21 @@ def cut_path(group: Ink, column: float, height: float) -> np.ndarray:
     return path
 
 
-def read_line(pieces: list[Ink], height: float, model: Model) -> tuple[list[Digit], float]:
-    """The digits of a line's over-cut pieces: every run of neighbouring pieces that could be one digit
-    is put in MNIST form and scored by the model in one call, then the best path through the cut points
-    is the reading (most probable digits, most digit-like pieces); and the share of the weight of all the
-    paths (each weighs exp(its score / PATH_TEMPERATURE)) that the chosen one holds: its cuts' certainty."""
+@dataclass
+class Candidates:
+    """Every run of neighbouring pieces of a line that could be one digit: `spans[k]` = (first piece, one
+    past the last), its MNIST form `images[k]` and its box (left, top, right, bottom) `boxes[k]`."""
+
+    spans: list[tuple[int, int]]
+    images: list[np.ndarray]
+    boxes: list[tuple[int, int, int, int]]
+
+
+def candidates(pieces: list[Ink], height: float) -> Candidates:
+    """The candidate digits of a line's over-cut pieces: runs of at most MAX_PIECES pieces, at most
+    MAX_DIGIT_WIDTH line heights wide (a single piece may be wider) and at least MIN_DIGIT_HEIGHT high."""
+    found = Candidates([], [], [])
     n = len(pieces)
-    spans: list[tuple[int, int]] = []
-    images: list[np.ndarray] = []
-    boxes: list[tuple[int, int, int, int]] = []
     for i in range(n):
         for j in range(i + 1, min(n, i + MAX_PIECES) + 1):
             ink = Ink.join(pieces[i:j])
@@ -219,17 +225,26 @@ def read_line(pieces: list[Ink], height: float, model: Model) -> tuple[list[Digi
                 continue  # a fragment: part of a digit, or a speck
             crop, _ = ink.image()
             try:
-                images.append(to_mnist_form(crop, []))
+                found.images.append(to_mnist_form(crop, []))
             except ImageError:  # only specks: no digit
                 continue
-            spans.append((i, j))
-            boxes.append(ink.box())
-    if not spans:
-        return [], 1.0
-    probabilities, scores = model(flatten_and_scale(np.stack(images)))
+            found.spans.append((i, j))
+            found.boxes.append(ink.box())
+    return found
+
+
+def candidate_values(probabilities: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
+    """How good each candidate is as a digit: log of its top probability (+ log of its digit score)."""
     value = np.log(np.maximum(probabilities.max(axis=1), FLOOR))
     if scores is not None:
         value += np.log(np.maximum(scores, FLOOR))
+    return value
+
+
+def best_path(n: int, spans: list[tuple[int, int]], value: np.ndarray) -> tuple[list[int], float]:
+    """The candidates (indices, left to right) of the best path through a line's n pieces, each piece
+    in one candidate or left out at SKIP_COST; and the share of the weight of all the paths (each weighs
+    exp(its score / PATH_TEMPERATURE)) that the chosen one holds: its cuts' certainty."""
     best = np.full(n + 1, -np.inf)
     best[0] = 0.0
     every = np.full(n + 1, -np.inf)  # log of the summed weights of every path (the forward algorithm)
@@ -248,13 +263,25 @@ def read_line(pieces: list[Ink], height: float, model: Model) -> tuple[list[Digi
             every[j] = np.logaddexp(every[j], every[i] + value[k] / PATH_TEMPERATURE)
             if best[i] + value[k] > best[j]:
                 best[j], back[j] = best[i] + value[k], k
-    digits: list[Digit] = []
+    chosen: list[int] = []
     j = n
     while j > 0:
         step = back[j]
         if step is None:
             j -= 1
             continue
-        digits.append(Digit(images[step], boxes[step]))
+        chosen.append(step)
         j = spans[step][0]
-    return digits[::-1], float(np.exp(best[n] / PATH_TEMPERATURE - every[n]))
+    return chosen[::-1], float(np.exp(best[n] / PATH_TEMPERATURE - every[n]))
+
+
+def read_line(pieces: list[Ink], height: float, model: Model) -> tuple[list[Digit], float]:
+    """The digits of a line's over-cut pieces: every candidate digit is put in MNIST form and scored by
+    the model in one call, then the best path through the cut points is the reading (most probable
+    digits, most digit-like pieces); and its cuts' certainty (best_path)."""
+    found = candidates(pieces, height)
+    if not found.spans:
+        return [], 1.0
+    probabilities, scores = model(flatten_and_scale(np.stack(found.images)))
+    chosen, certainty = best_path(len(pieces), found.spans, candidate_values(probabilities, scores))
+    return [Digit(found.images[k], found.boxes[k]) for k in chosen], certainty

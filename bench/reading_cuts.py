@@ -1,0 +1,163 @@
+"""Where the reader's errors come from (issue 34): the cuts it chooses or the classifier on well-cut digits.
+The reader's own steps (app/reading/: find_lines, atoms, candidates, best_path) run in-process on generated
+number images, and each over-cut piece is given to the truth digit whose box holds most of its ink. A
+candidate is an exact cut when its pieces are all of one digit's pieces and no others: a box-overlap test
+is not enough, since a piece split off along a curved cut path can have nearly the whole digit's box.
+
+    python -m bench.reading_cuts [--n 200] [--seed 0] [--generator both] [--lengths 1 12] [--json]
+
+Printed per generator and gap kind: the truth digits; the share that have an exact cut among the
+candidates; the classifier's accuracy on those exact cuts; the share of lines whose chosen cuts are
+exactly the truth's; and of lines read right. Digits come from $MNIST_NPZ (or --npz), as in
+bench.reading_accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.config import Settings
+from app.contract import flatten_and_scale
+from app.errors import ImageError
+from app.model.classifier import load_classifier
+from app.model.network import Network
+from app.preprocessing import open_page
+from app.preprocessing.decode import decode
+from app.preprocessing.region import Region
+from app.reading import find_lines, reading_region
+from app.reading.cuts import Ink, atoms, best_path, candidate_values, candidates
+from bench.reading_accuracy import GAP_KINDS, GENERATORS, generate
+from tools.numbers import NumberImage
+
+MAX_PIXELS = 40_000_000
+OWNED = 0.5  # a piece belongs to the truth digit whose box holds at least this share of its ink
+
+
+@dataclass
+class LineCount:
+    """One line of one number image, against its truth."""
+
+    digits: int = 0  # truth digits with ink in this line
+    exact_available: int = 0  # of them, with an exact cut among the candidates
+    exact_read: int = 0  # of those exact cuts, read as the right digit by the classifier
+    cut_right: bool = False  # the chosen cuts are the truth's, one per digit, nothing else
+    read_right: bool = False  # ... and every digit read right
+
+
+def owner(piece: Ink, region: Region, number: NumberImage) -> int:
+    """The index of the truth digit whose box holds most of the piece's ink (at least OWNED), else -1."""
+    left, top, right, bottom = region.box
+    sx, sy = (right - left) / region.size[0], (bottom - top) / region.size[1]
+    xs, ys = left + (piece.xs + 0.5) * sx, top + (piece.ys + 0.5) * sy
+    total = max(float(piece.values.sum()), 1e-6)
+    shares = [
+        float(piece.values[(xs >= x) & (xs < x + w) & (ys >= y) & (ys < y + h)].sum()) / total
+        for x, y, w, h in (glyph.box for glyph in number.digits)
+    ]
+    if not shares or max(shares) < OWNED:
+        return -1
+    return int(np.argmax(shares))
+
+
+def count_lines(number: NumberImage, network: Network) -> list[LineCount]:
+    """Each line of the image, as the reader cuts it, against the truth."""
+    try:
+        page = open_page(decode(number.data, MAX_PIXELS, []), [])
+        region = reading_region(page)
+        written, height = find_lines(page.ink(region), max_digits=10**6)
+    except ImageError:
+        return []
+    counts = []
+    for line in written:
+        if not line.groups:
+            continue
+        pieces = atoms(line.groups, height)
+        owners = [owner(piece, region, number) for piece in pieces]
+        truth = {d for d in owners if d >= 0}
+        count = LineCount(digits=len(truth))
+        found = candidates(pieces, height)
+        if not found.spans:
+            counts.append(count)
+            continue
+        probabilities, scores = network(flatten_and_scale(np.stack(found.images)))
+        exact = {}  # truth digit -> its exact candidate
+        for k, (i, j) in enumerate(found.spans):
+            d = owners[i]
+            if d >= 0 and all((owners[q] == d) == (i <= q < j) for q in range(len(pieces))):
+                exact[d] = k
+        count.exact_available = len(exact)
+        count.exact_read = sum(int(probabilities[k].argmax()) == number.digits[d].digit for d, k in exact.items())
+        chosen, _ = best_path(len(pieces), found.spans, candidate_values(probabilities, scores))
+        count.cut_right = sorted(chosen) == sorted(exact.values()) and len(exact) == len(truth)
+        count.read_right = count.cut_right and count.exact_read == len(exact)
+        counts.append(count)
+    return counts
+
+
+def summary(rows: Sequence[tuple[str, list[LineCount]]]) -> dict[str, dict[str, float]]:
+    """Per gap kind (and all): digits, shares of exact cuts available and read right, lines cut and read right."""
+    by: dict[str, list[LineCount]] = defaultdict(list)
+    for gap, lines in rows:
+        by[gap] += lines
+        by["all"] += lines
+    out = {}
+    for gap in [*GAP_KINDS, "all"]:
+        lines = by.get(gap, [])
+        digits = sum(c.digits for c in lines)
+        available = sum(c.exact_available for c in lines)
+        if not lines or not digits:
+            continue
+        out[gap] = {
+            "lines": len(lines),
+            "digits": digits,
+            "exact_cut_available": available / digits,
+            "classifier_on_exact_cuts": sum(c.exact_read for c in lines) / max(available, 1),
+            "lines_cut_right": float(np.mean([c.cut_right for c in lines])),
+            "lines_read_right": float(np.mean([c.read_right for c in lines])),
+        }
+    return out
+
+
+def table(title: str, figures: dict[str, dict[str, float]]) -> str:
+    head = f"{'gap':12} {'lines':>6} {'digits':>7} {'exact cut there':>16} {'classifier on it':>17} {'lines cut right':>16} {'lines read right':>17}"
+    out = [title, head]
+    for gap, f in figures.items():
+        out.append(
+            f"{gap:12} {f['lines']:6.0f} {f['digits']:7.0f} {100 * f['exact_cut_available']:15.1f}% "
+            f"{100 * f['classifier_on_exact_cuts']:16.2f}% {100 * f['lines_cut_right']:15.1f}% {100 * f['lines_read_right']:16.1f}%"
+        )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.reading_cuts", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=200, help="number images per generator (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--generator", choices=[*GENERATORS, "both"], default="both")
+    parser.add_argument("--lengths", type=int, nargs=2, default=(1, 12), metavar=("MIN", "MAX"))
+    parser.add_argument("--npz", default=os.environ.get("MNIST_NPZ"), help="MNIST (default: $MNIST_NPZ)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    network = load_classifier(Settings(), False).network
+    report = {}
+    for generator in GENERATORS if args.generator == "both" else [args.generator]:
+        images = generate(generator, args.n, args.seed, tuple(args.lengths), args.npz, args.workers)
+        report[generator] = summary([(number.gap, count_lines(number, network)) for number in images])
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for generator, figures in report.items():
+            print(table(f"{generator} (n={args.n}, seed {args.seed})", figures), end="\n\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
