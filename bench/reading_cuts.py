@@ -1,14 +1,16 @@
 """Where the reader's errors come from (issue 34): the cuts it chooses or the classifier on well-cut digits.
 The reader's own steps (app/reading/: find_lines, atoms, candidates, best_path) run in-process on generated
 number images, and each over-cut piece is given to the truth digit whose box holds most of its ink. A
-candidate is an exact cut when its pieces are all of one digit's pieces and no others: a box-overlap test
+candidate is an exact cut when it holds all of one digit's pieces and no other digit's (ink of no digit,
+a cursive join or a speck, may come with it): a box-overlap test
 is not enough, since a piece split off along a curved cut path can have nearly the whole digit's box.
 
     python -m bench.reading_cuts [--n 200] [--seed 0] [--generator both] [--lengths 1 12] [--json]
 
 Printed per generator and gap kind: the truth digits; the share that have an exact cut among the
 candidates; the classifier's accuracy on those exact cuts; the share of lines whose chosen cuts are
-exactly the truth's; and of lines read right. Digits come from $MNIST_NPZ (or --npz), as in
+exactly the truth's, and of lines read right (their digits, however cut); and how the lines not cut
+right are wrong: a piece of no digit read as one, pieces of two digits merged, or a digit split. Digits come from $MNIST_NPZ (or --npz), as in
 bench.reading_accuracy.
 """
 
@@ -48,7 +50,15 @@ class LineCount:
     exact_available: int = 0  # of them, with an exact cut among the candidates
     exact_read: int = 0  # of those exact cuts, read as the right digit by the classifier
     cut_right: bool = False  # the chosen cuts are the truth's, one per digit, nothing else
-    read_right: bool = False  # ... and every digit read right
+    read_right: bool = False  # the chosen cuts read as the line's digits (whether or not cut right)
+    wrong: str = ""  # for a line not cut right: how (WRONG_KINDS)
+
+
+WRONG_KINDS = {
+    "ghost": "a piece of no digit (a slash, a speck) read as a digit",
+    "merged": "pieces of two digits in one chosen digit (a neighbour's stroke, or two digits at once)",
+    "split": "one digit's pieces in two chosen digits, or some of them left out",
+}
 
 
 def owner(piece: Ink, region: Region, number: NumberImage) -> int:
@@ -87,18 +97,32 @@ def count_lines(number: NumberImage, network: Network) -> list[LineCount]:
             counts.append(count)
             continue
         probabilities, scores = network(flatten_and_scale(np.stack(found.images)))
-        exact = {}  # truth digit -> its exact candidate
+        exact: dict[int, list[int]] = defaultdict(list)  # truth digit -> its exact candidates
         for k, (i, j) in enumerate(found.spans):
-            d = owners[i]
-            if d >= 0 and all((owners[q] == d) == (i <= q < j) for q in range(len(pieces))):
-                exact[d] = k
+            digits = set(owners[i:j]) - {-1}
+            if len(digits) == 1 and owners.count(d := digits.pop()) == owners[i:j].count(d):
+                exact[d].append(k)
         count.exact_available = len(exact)
-        count.exact_read = sum(int(probabilities[k].argmax()) == number.digits[d].digit for d, k in exact.items())
+        purest = {d: min(ks, key=lambda k: found.spans[k][1] - found.spans[k][0]) for d, ks in exact.items()}
+        count.exact_read = sum(int(probabilities[k].argmax()) == number.digits[d].digit for d, k in purest.items())
         chosen, _ = best_path(len(pieces), found.spans, candidate_values(probabilities, scores))
-        count.cut_right = sorted(chosen) == sorted(exact.values()) and len(exact) == len(truth)
-        count.read_right = count.cut_right and count.exact_read == len(exact)
+        cut = [d for k in chosen for d, ks in exact.items() if k in ks]
+        count.cut_right = len(cut) == len(chosen) and sorted(cut) == sorted(truth)
+        text = "".join(str(int(probabilities[k].argmax())) for k in chosen)
+        count.read_right = text == "".join(str(number.digits[d].digit) for d in sorted(truth))
+        if not count.cut_right:
+            count.wrong = wrong_kind([set(owners[i:j]) - {-1} for i, j in (found.spans[k] for k in chosen)])
         counts.append(count)
     return counts
+
+
+def wrong_kind(chosen: list[set[int]]) -> str:
+    """How a line's chosen digits (each the set of truth digits its pieces belong to) differ from the truth."""
+    if any(not owners for owners in chosen):
+        return "ghost"
+    if any(len(owners) > 1 for owners in chosen):
+        return "merged"
+    return "split"
 
 
 def summary(rows: Sequence[tuple[str, list[LineCount]]]) -> dict[str, dict[str, float]]:
@@ -121,18 +145,24 @@ def summary(rows: Sequence[tuple[str, list[LineCount]]]) -> dict[str, dict[str, 
             "classifier_on_exact_cuts": sum(c.exact_read for c in lines) / max(available, 1),
             "lines_cut_right": float(np.mean([c.cut_right for c in lines])),
             "lines_read_right": float(np.mean([c.read_right for c in lines])),
+            **{f"wrong_{kind}": float(np.mean([c.wrong == kind for c in lines])) for kind in WRONG_KINDS},
         }
     return out
 
 
 def table(title: str, figures: dict[str, dict[str, float]]) -> str:
-    head = f"{'gap':12} {'lines':>6} {'digits':>7} {'exact cut there':>16} {'classifier on it':>17} {'lines cut right':>16} {'lines read right':>17}"
+    head = (
+        f"{'gap':12} {'lines':>6} {'digits':>7} {'exact cut there':>16} {'classifier on it':>17} "
+        f"{'lines cut right':>16} {'lines read right':>17}   cut wrong: {' '.join(f'{k:>7}' for k in WRONG_KINDS)}"
+    )
     out = [title, head]
     for gap, f in figures.items():
         out.append(
             f"{gap:12} {f['lines']:6.0f} {f['digits']:7.0f} {100 * f['exact_cut_available']:15.1f}% "
-            f"{100 * f['classifier_on_exact_cuts']:16.2f}% {100 * f['lines_cut_right']:15.1f}% {100 * f['lines_read_right']:16.1f}%"
+            f"{100 * f['classifier_on_exact_cuts']:16.2f}% {100 * f['lines_cut_right']:15.1f}% {100 * f['lines_read_right']:16.1f}%              "
+            + " ".join(f"{100 * f[f'wrong_{k}']:6.1f}%" for k in WRONG_KINDS)
         )
+    out += [f"  {kind}: {meaning}" for kind, meaning in WRONG_KINDS.items()]
     return "\n".join(out)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from app.config import Settings
 from app.model.classifier import load_classifier
-from bench.reading_cuts import LineCount, count_lines, main, summary
+from bench.reading_cuts import LineCount, count_lines, main, summary, wrong_kind
 from tools.numbers import DigitSource, make_number
 
 
@@ -44,17 +44,24 @@ def test_a_digit_wrongly_owned_is_not_an_exact_cut(network, source) -> None:
     assert not line.cut_right
 
 
+def test_wrong_kinds() -> None:
+    assert wrong_kind([{0}, set(), {1, 2}]) == "ghost"
+    assert wrong_kind([{0}, {1, 2}]) == "merged"
+    assert wrong_kind([{0}, {0}, {1}]) == "split"
+
+
 def test_summary_shares() -> None:
     figures = summary(
         [
             ("spaced", [LineCount(4, 4, 4, True, True), LineCount(2, 2, 1, True, False)]),
-            ("touching", [LineCount(3, 2, 1, False, False)]),
+            ("touching", [LineCount(3, 2, 1, False, False, "merged")]),
         ]
     )
     assert figures["spaced"]["classifier_on_exact_cuts"] == pytest.approx(5 / 6)
     assert figures["spaced"]["lines_read_right"] == 0.5
     assert figures["touching"]["exact_cut_available"] == pytest.approx(2 / 3)
     assert figures["all"]["digits"] == 9
+    assert figures["touching"]["wrong_merged"] == 1.0 and figures["spaced"]["wrong_ghost"] == 0.0
 
 
 def test_main_prints_json(capsys) -> None:
