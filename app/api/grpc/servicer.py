@@ -7,12 +7,14 @@ the interceptor renders them as status codes (errors.py).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection, Mapping
 
 from app.api.grpc import convert
 from app.api.grpc.interceptors import Context, log_fields
 from app.api.grpc.proto import open_inference_grpc_pb2 as pb
 from app.api.grpc.proto import open_inference_grpc_pb2_grpc as pb_grpc
-from app.api.v2 import models
+from app.api.offload import INLINE_BYTES, INLINE_ROWS, maybe_off_loop
+from app.api.v2 import codec, models
 from app.api.v2.types import MODEL_NAMES, PLATFORM
 from app.config import Settings
 from app.dataplane import DataPlane
@@ -21,6 +23,14 @@ from app.model.keras_file import ModelLoadError
 
 SERVER_NAME = "mnist-service"
 EXTENSIONS = ["binary_tensor_data", "model_repository"]
+
+
+async def parsed(
+    request: pb.ModelInferRequest, inputs: Collection[str], datatypes: Mapping[str, str]
+) -> codec.Inference:
+    """convert.to_inference: in the thread pool for a big message (typed contents are copied value by
+    value), as REST /v2 decodes big bodies; on the loop otherwise."""
+    return await maybe_off_loop(request.ByteSize() > INLINE_BYTES, convert.to_inference, request, inputs, datatypes)
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -72,7 +82,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         dataplane = self.serving()
         models.check_model(dataplane, request.model_name, request.model_version)
         inputs, datatypes = models.wire_form(request.model_name)
-        inference = convert.to_inference(request, inputs, datatypes)
+        inference = await parsed(request, inputs, datatypes)
         try:
             # the client's deadline: no waiting for an answer nobody will read
             async with asyncio.timeout(context.time_remaining()):
@@ -80,9 +90,11 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         except TimeoutError:
             raise RequestTimeout("The client's deadline passed before the answer was ready.") from None
         log_fields(answer.log_fields)
-        return convert.to_response(
-            request.model_name, answer.version, inference.id, answer.results, inference.outputs, datatypes
-        )
+        return await maybe_off_loop(
+            answer.log_fields["rows"] > INLINE_ROWS,
+            convert.to_response,
+            request.model_name, answer.version, inference.id, answer.results, inference.outputs, datatypes,
+        )  # fmt: skip
 
     async def RepositoryIndex(self, request: pb.RepositoryIndexRequest, context: Context) -> pb.RepositoryIndexResponse:
         entries = self.serving().repository_index()

@@ -12,14 +12,13 @@ bodies' types are types.py's. Errors are rendered as the protocol's {"error"} (a
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import DataPlaneDep, SettingsDep, serving
+from app.api.offload import INLINE_BYTES, INLINE_ROWS, maybe_off_loop
 from app.api.v2 import codec, models
 from app.api.v2.models import check_model, check_name, reading_results  # noqa: F401 (reading_results: re-exported)
 from app.api.v2.types import (
@@ -32,10 +31,6 @@ from app.api.v2.types import (
     V2Error,
     inline_schema,
 )
-
-INLINE_BYTES = 64 * 1024  # bigger bodies are decoded (inflated, cast, checked) in the thread pool
-INLINE_ROWS = 64  # bigger answers are encoded in the thread pool
-T = TypeVar("T")
 
 router = APIRouter(prefix="/v2", tags=["v2: Open Inference Protocol"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -160,8 +155,3 @@ async def infer(
         codec.encode_response, response, results, outputs, request.headers.get("accept-encoding", ""), datatypes,
     )  # fmt: skip
     return Response(content, media_type=media_type, headers=headers)
-
-
-async def maybe_off_loop(off: bool, function: Callable[..., T], *args: Any) -> T:
-    """Run `function` in the thread pool when `off`, else right here (a hop costs more than small work)."""
-    return await run_in_threadpool(function, *args) if off else function(*args)
