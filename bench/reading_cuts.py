@@ -2,16 +2,16 @@
 The reader's own steps (app/reading/: find_lines, atoms, candidates, best_path) run in-process on generated
 number images, and each over-cut piece is given to the truth digit whose box holds most of its ink. A
 candidate is an exact cut when it holds all of one digit's pieces and no other digit's (ink of no digit,
-a cursive join or a speck, may come with it): a box-overlap test
-is not enough, since a piece split off along a curved cut path can have nearly the whole digit's box.
+a cursive join or a speck, may come with it): a box-overlap test is not enough, since a piece split off
+along a curved cut path can have nearly the whole digit's box.
 
     python -m bench.reading_cuts [--n 200] [--seed 0] [--generator both] [--lengths 1 12] [--json]
 
 Printed per generator and gap kind: the truth digits; the share that have an exact cut among the
 candidates; the classifier's accuracy on those exact cuts; the share of lines whose chosen cuts are
 exactly the truth's, and of lines read right (their digits, however cut); and how the lines not cut
-right are wrong: a piece of no digit read as one, pieces of two digits merged, or a digit split. Digits come from $MNIST_NPZ (or --npz), as in
-bench.reading_accuracy.
+right are wrong: a piece of no digit read as one, pieces of two digits merged, or a digit split. Digits
+come from $MNIST_NPZ (or --npz), as in bench.reading_accuracy.
 """
 
 from __future__ import annotations
@@ -97,17 +97,18 @@ def count_lines(number: NumberImage, network: Network) -> list[LineCount]:
             counts.append(count)
             continue
         probabilities, scores = network(flatten_and_scale(np.stack(found.images)))
-        exact: dict[int, list[int]] = defaultdict(list)  # truth digit -> its exact candidates
+        exact = {}  # candidate -> the truth digit it is an exact cut of
         for k, (i, j) in enumerate(found.spans):
             digits = set(owners[i:j]) - {-1}
             if len(digits) == 1 and owners.count(d := digits.pop()) == owners[i:j].count(d):
-                exact[d].append(k)
-        count.exact_available = len(exact)
-        purest = {d: min(ks, key=lambda k: found.spans[k][1] - found.spans[k][0]) for d, ks in exact.items()}
+                exact[k] = d
+        purest = {}  # truth digit -> its exact cut of the fewest pieces (no stray ink)
+        for k in sorted(exact, key=lambda k: (found.spans[k][1] - found.spans[k][0], k), reverse=True):
+            purest[exact[k]] = k
+        count.exact_available = len(purest)
         count.exact_read = sum(int(probabilities[k].argmax()) == number.digits[d].digit for d, k in purest.items())
         chosen, _ = best_path(len(pieces), found.spans, candidate_values(probabilities, scores))
-        cut = [d for k in chosen for d, ks in exact.items() if k in ks]
-        count.cut_right = len(cut) == len(chosen) and sorted(cut) == sorted(truth)
+        count.cut_right = all(k in exact for k in chosen) and sorted(exact[k] for k in chosen) == sorted(truth)
         text = "".join(str(int(probabilities[k].argmax())) for k in chosen)
         count.read_right = text == "".join(str(number.digits[d].digit) for d in sorted(truth))
         if not count.cut_right:
