@@ -24,7 +24,8 @@ PATH_REACH = 0.25  # a cut's path strays at most this many line heights from its
 PATH_STRAY = 0.05  # ... and each column it strays costs as much as this share of a full-ink pixel
 MAX_DIGIT_WIDTH = 1.25  # a candidate digit made of several pieces is at most this many line heights wide ...
 MAX_PIECES = 6  # ... and of at most this many pieces ...
-MIN_DIGIT_HEIGHT = 0.5  # ... and at least this many line heights high
+MIN_DIGIT_HEIGHT = 0.5  # ... and at least this many line heights high, ...
+MAX_BRIDGE = 0.15  # ... and bridges no white gap wider than this many line heights (two digits, spaced)
 SKIP_COST = 6.0  # what leaving a piece out costs (a speck between digits, not a digit)
 FLOOR = 1e-6  # probabilities and scores below this count as this (the logs stay finite)
 PATH_TEMPERATURE = 0.3  # the paths' weights are exp(score / this): how sharply the best path stands out
@@ -213,11 +214,17 @@ class Candidates:
 
 def candidates(pieces: list[Ink], height: float) -> Candidates:
     """The candidate digits of a line's over-cut pieces: runs of at most MAX_PIECES pieces, at most
-    MAX_DIGIT_WIDTH line heights wide (a single piece may be wider) and at least MIN_DIGIT_HEIGHT high."""
+    MAX_DIGIT_WIDTH line heights wide (a single piece may be wider), at least MIN_DIGIT_HEIGHT high and
+    with no white gap between its pieces wider than MAX_BRIDGE line heights."""
     found = Candidates([], [], [])
     n = len(pieces)
     for i in range(n):
+        right = pieces[i].right
         for j in range(i + 1, min(n, i + MAX_PIECES) + 1):
+            if j > i + 1:
+                if pieces[j - 1].left - right > MAX_BRIDGE * height:
+                    break
+                right = max(right, pieces[j - 1].right)
             ink = Ink.join(pieces[i:j])
             if j > i + 1 and ink.right - ink.left > MAX_DIGIT_WIDTH * height:
                 break

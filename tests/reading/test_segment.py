@@ -15,6 +15,7 @@ from app.errors import BlankImage, TooManyDigits
 from app.model.classifier import Classifier
 from app.preprocessing import preprocess
 from app.reading import segment
+from app.reading.cuts import MAX_BRIDGE, Ink, candidates
 from tests.conftest import load_sample, png
 from tools.numbers import DigitSource, sample_numbers
 from tools.uploads import ORIENTATION
@@ -173,3 +174,17 @@ def test_a_single_drawn_digit_reads_as_predict_reads_it(classifier: Classifier) 
         data = png(255 - canvas)
         found = segment(data, classifier.network, MAX_PIXELS, 64)
         assert np.array_equal(found.pixels[0], preprocess(data).pixels)
+
+
+def bar(left: int, height: int = 40, width: int = 4) -> Ink:
+    """A vertical stroke of full ink `width` px wide from column `left`, `height` rows high."""
+    ys, xs = np.mgrid[0:height, left : left + width]
+    return Ink(ys.ravel(), xs.ravel(), np.full(ys.size, 255.0, np.float32), xs.ravel().astype(np.float64))
+
+
+@pytest.mark.parametrize(("gap", "joined"), [(2, True), (round(MAX_BRIDGE * 40) + 2, False)])
+def test_a_candidate_never_bridges_a_wide_white_gap(gap: int, joined: bool) -> None:
+    # two strokes close together may be one digit (a broken 4); across a clear gap they are two digits
+    found = candidates([bar(0), bar(4 + gap)], height=40.0)
+    assert (0, 1) in found.spans and (1, 2) in found.spans
+    assert ((0, 2) in found.spans) is joined
