@@ -20,7 +20,7 @@ gray.py        one grey channel: luminance, alpha, transparency flattened; the t
 form.py        MNIST's form (28x28, 20 px box, centre of mass) and images already in it
 region.py      Region; the digit's region (find_digit) and its pixels (cut_out)
 background.py  the paper: polarity and its level over the image (fit_background)
-ink.py         ink from paper: histogram, Otsu's threshold, remove_background
+ink.py         ink from paper: histogram, Otsu's threshold, remove_background (and per block: remove_uneven_background)
 morphology.py  neighbour counts, dilation, grey erosion, padding
 steps.py       ink -> MNIST form: keep_digit, crop_to_ink, thin_strokes, fit_to_box, centre_by_mass
 """
@@ -39,7 +39,7 @@ from app.preprocessing.background import Background, fit_background, normalise_p
 from app.preprocessing.decode import FORMAT_NAMES, FORMATS, apply_exif_orientation, decode
 from app.preprocessing.form import SIDE, as_mnist_digit, mnist_form_png
 from app.preprocessing.gray import flatten_transparency, thumbnail, to_gray_and_alpha
-from app.preprocessing.ink import remove_background
+from app.preprocessing.ink import remove_background, remove_uneven_background
 from app.preprocessing.region import WORKING_SIDE, Region, cut_out, find_digit
 from app.preprocessing.steps import to_mnist_form, to_uint8
 
@@ -122,9 +122,12 @@ class Page:
             Region.whole(self.gray.size, (self.small.shape[1], self.small.shape[0]))
         )
 
-    def ink(self, region: Region) -> np.ndarray:
-        """The region's ink, light on a background of 0: (h, w) float32 in [0, 255] at `region.size`."""
-        return remove_background(cut_out(self.gray, region, self.inverted), self.background.over(region))
+    def ink(self, region: Region, block: int | None = None) -> np.ndarray:
+        """The region's ink, light on a background of 0: (h, w) float32 in [0, 255] at `region.size`; with
+        `block`, the paper's level and the ink's strength are also evened out per block of that many px
+        (remove_uneven_background: a page of many digits, some under a glare)."""
+        gray, surface = cut_out(self.gray, region, self.inverted), self.background.over(region)
+        return remove_background(gray, surface) if block is None else remove_uneven_background(gray, surface, block)
 
 
 def open_page(image: Image.Image, notes: list[str]) -> Page:

@@ -1,8 +1,13 @@
 """Ink from paper: the background's level subtracted, Otsu's threshold between ink and the rest, the
 noise floor cut to 0 and the strokes stretched to full strength (remove_background), on one histogram
-of the image's integer levels (level_histogram, hist_quantile, otsu_threshold)."""
+of the image's integer levels (level_histogram, hist_quantile, otsu_threshold); and the same evened out
+per block, for pages of many digits (remove_uneven_background)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import pairwise
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -13,6 +18,8 @@ from app.preprocessing.gray import thumbnail
 from app.preprocessing.region import Region
 
 MIN_CONTRAST = 24.0  # ink must stand this many grey levels (of 255) above the background
+PAPER_SHARE = 0.3  # uneven paper: a block's level is this percentile of it (ink covers less of a block)
+MAX_GAIN = 2.5  # ... and faint ink is strengthened at most this many times, to the strongest ink near it
 LEVELS = np.arange(-256, 256, dtype=np.float64)  # the integer grey levels a signed image can take
 
 
@@ -68,3 +75,40 @@ def remove_background(gray: np.ndarray, surface: np.ndarray | None = None) -> np
     if high - low < MIN_CONTRAST:
         raise BlankImage("No digit found: the image has no marks that stand out from its background.")
     return np.clip((foreground - low) * (255.0 / (high - low)), 0.0, 255.0).astype(np.float32)
+
+
+def remove_uneven_background(gray: np.ndarray, surface: np.ndarray, block: int) -> np.ndarray:
+    """remove_background on paper whose level and ink vary faster than the smooth `surface` follows (a
+    glare on a whiteboard, a marker running dry, a shadow): the level left over is taken per block of
+    about `block` px (its PAPER_SHARE percentile, interpolated between blocks) and subtracted too, and
+    the ink is then stretched to full strength against the strongest ink in and around each block (at
+    most MAX_GAIN times: the noise between far-apart digits stays under the ink's level)."""
+    h, w = gray.shape
+    rows = np.linspace(0, h, max(1, round(h / block)) + 1).astype(int)
+    cols = np.linspace(0, w, max(1, round(w / block)) + 1).astype(int)
+    rest = gray - surface
+    level = _per_block(rest, rows, cols, lambda part: np.percentile(part, 100 * PAPER_SHARE))
+    ink = remove_background(gray, surface + _spread(level, (w, h)))
+    peaks = np.pad(_per_block(ink, rows, cols, np.max), 1)
+    near = np.max(
+        [peaks[dy : dy + len(rows) - 1, dx : dx + len(cols) - 1] for dy in range(3) for dx in range(3)], axis=0
+    )
+    gain = 255.0 / np.clip(_spread(near, (w, h)), 255.0 / MAX_GAIN, 255.0)
+    return np.minimum(ink * gain, 255.0).astype(np.float32)
+
+
+def _per_block(
+    values: np.ndarray, rows: np.ndarray, cols: np.ndarray, statistic: Callable[[np.ndarray], Any]
+) -> np.ndarray:
+    """`statistic` of each block between consecutive `rows` and `cols` edges: (len(rows) - 1, len(cols) - 1)."""
+    return np.array(
+        [[statistic(values[r0:r1, c0:c1]) for c0, c1 in pairwise(cols)] for r0, r1 in pairwise(rows)],
+        np.float32,
+    )
+
+
+def _spread(grid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A coarse grid of per-block values interpolated (bilinear, between the blocks' centres) to `size`."""
+    return np.asarray(
+        Image.fromarray(np.ascontiguousarray(grid, np.float32), "F").resize(size, Image.Resampling.BILINEAR)
+    )

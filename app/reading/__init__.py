@@ -41,6 +41,7 @@ from app.reading.marks import mark_char
 TARGET_HEIGHT = 48  # working pixels per line of digits (MNIST form is 20 px: room to cut in)
 MAX_WORKING_PIXELS = 4_000_000  # the working image is never larger than this
 TOO_MANY_PIECES = 3  # more tall pieces than this many per digit allowed: refused before cutting
+PAPER_BLOCK = 2 * TARGET_HEIGHT  # a page of many digits is evened out per block this many working px wide
 
 
 @dataclass
@@ -63,7 +64,7 @@ def segment(data: bytes, model: Model, max_pixels: int, max_digits: int) -> Segm
         return _one_digit(pixels, notes)
     page = open_page(image, notes)
     region = reading_region(page)
-    written, height = find_lines(page.ink(region), max_digits)
+    written, height = find_lines(page.ink(region, block=PAPER_BLOCK), max_digits)
     pixels_out: list[np.ndarray] = []
     boxes: list[Box] = []
     lines: list[int] = []

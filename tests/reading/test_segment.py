@@ -13,8 +13,9 @@ from PIL import Image
 from app.contract import flatten_and_scale
 from app.errors import BlankImage, TooManyDigits
 from app.model.classifier import Classifier
-from app.preprocessing import preprocess
-from app.reading import segment
+from app.preprocessing import open_page, preprocess
+from app.preprocessing.decode import decode
+from app.reading import PAPER_BLOCK, find_lines, reading_region, segment
 from app.reading.cuts import MAX_BRIDGE, Ink, candidates
 from tests.conftest import load_sample, png
 from tools.numbers import DigitSource, sample_numbers
@@ -188,3 +189,25 @@ def test_a_candidate_never_bridges_a_wide_white_gap(gap: int, joined: bool) -> N
     found = candidates([bar(0), bar(4 + gap)], height=40.0)
     assert (0, 1) in found.spans and (1, 2) in found.spans
     assert ((0, 2) in found.spans) is joined
+
+
+def glared(canvas: np.ndarray) -> np.ndarray:
+    """Light-on-black digits as dark ink on paper under a glare that grows to the right: the paper
+    brightens from 170 to 235 and the ink's contrast fades from 160 to 40 grey levels."""
+    share = np.linspace(0.0, 1.0, canvas.shape[1], dtype=np.float32)[np.newaxis]
+    paper = 170.0 + 65.0 * share
+    contrast = 160.0 - 120.0 * share
+    return np.clip(np.rint(paper - contrast * canvas.astype(np.float32) / 255.0), 0, 255).astype(np.uint8)
+
+
+def test_digits_washed_out_by_a_glare_are_still_read(classifier: Classifier) -> None:
+    indices = [20, 21, 22, 23, 24, 25, 26, 27]
+    canvas, _ = page([indices])
+    data = png(glared(canvas))
+    text, _ = read(data, classifier)
+    assert text == labels(indices, classifier)
+    # the page's one level and one stretch, without the blocks, lose the faintest digits here
+    found = open_page(decode(data, MAX_PIXELS, []), [])
+    region = reading_region(found)
+    assert len(find_lines(found.ink(region), 64)[0][0].groups) < len(indices)
+    assert len(find_lines(found.ink(region, PAPER_BLOCK), 64)[0][0].groups) == len(indices)
