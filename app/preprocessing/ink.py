@@ -85,7 +85,8 @@ def remove_uneven_background(gray: np.ndarray, surface: np.ndarray, block: int) 
     most MAX_GAIN times: the noise between far-apart digits stays under the ink's level)."""
     h, w = gray.shape
     rows = np.linspace(0, h, max(1, round(h / block)) + 1).astype(int)
-    cols = np.linspace(0, w, max(1, round(w / block)) + 1).astype(int)
+    across = max(block, block * block * (len(rows) - 1) / h)  # on a strip thinner than a block, wider blocks:
+    cols = np.linspace(0, w, max(1, round(w / across)) + 1).astype(int)  # never more than h * w / block^2 of them
     rest = gray - surface
     level = _per_block(rest, rows, cols, lambda part: np.percentile(part, 100 * PAPER_SHARE))
     ink = remove_background(gray, surface + _spread(level, (w, h)))
