@@ -8,7 +8,8 @@ depends on the digits, so each figure is the mean over the four. Each request is
 the engine's own code, `app.engines.worker.evaluate([task], network)`: a read-files task (POST /v1/read)
 or a classify-files task (POST /v1/predict), with the committed model and the default settings.
 
-    python -m bench.reading_speed                  # CPU seconds per request (process time), median of rounds
+    python -m bench.reading_speed                  # CPU seconds per request (process time), the two kinds in
+                                                   # turn in one process, round by round; the median ratio
     python -m bench.reading_speed --instructions   # and instructions per request under valgrind's callgrind
 
 Both run in child processes with the engines' environment (one BLAS thread, their allocator settings).
@@ -25,7 +26,6 @@ import argparse
 import io
 import os
 import re
-import statistics
 import subprocess
 import sys
 import time
@@ -105,18 +105,23 @@ def answers(net: Network) -> dict[str, str]:
 
 def child(name: str, count: int, rounds: int) -> None:
     """In a child process with the engines' environment: make every request of the kind `count` times
-    (under valgrind, the parent subtracts a run with fewer); with `rounds`, after a warm-up, print each
-    round's CPU seconds per request."""
+    (under valgrind, the parent subtracts a run with fewer); or, for `rounds` after a warm-up, both kinds
+    in turn, printing each round's CPU seconds per request of each, read then predict: the two share the
+    machine's load of that moment, which drifts from minute to minute here."""
     net = network()
-    requests = tasks()[name]
     if not rounds:
-        run(requests, net, count)
+        run(tasks()[name], net, count)
         return
-    run(requests, net, 1)
+    kinds = list(tasks().values())
+    for requests in kinds:
+        run(requests, net, 1)
     for _ in range(rounds):
-        started = time.process_time()
-        run(requests, net, count)
-        print((time.process_time() - started) / (count * len(requests)))
+        seconds = []
+        for requests in kinds:
+            started = time.process_time()
+            run(requests, net, count)
+            seconds.append((time.process_time() - started) / (count * len(requests)))
+        print(*seconds)
 
 
 def _child(name: str, count: int, rounds: int = 0, valgrind: bool = False) -> subprocess.CompletedProcess[str]:
@@ -145,9 +150,10 @@ def _child(name: str, count: int, rounds: int = 0, valgrind: bool = False) -> su
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
 
 
-def cpu_seconds(name: str, n: int, rounds: int) -> float:
-    """The median over `rounds` of a child's CPU seconds per evaluation of the task, `n` a round."""
-    return statistics.median(float(line) for line in _child(name, n, rounds).stdout.split())
+def cpu_rounds(n: int, rounds: int) -> np.ndarray:
+    """(rounds, 2): per round, a child's CPU seconds per read request and per predict request, `n` a round."""
+    lines = _child("read 4 digits", n, rounds).stdout.split("\n")
+    return np.array([[float(v) for v in line.split()] for line in lines if line.strip()])
 
 
 def instructions(name: str, count: int) -> int:
@@ -184,13 +190,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure_cpu(n: int, rounds: int) -> float:
-    """Print each task's CPU time per request; the ratio read / predict."""
-    figures = {name: cpu_seconds(name, n, rounds) for name in tasks()}
-    for name, seconds in figures.items():
+    """Print each task's CPU time per request (median over rounds); the median of the rounds' ratios."""
+    figures = cpu_rounds(n, rounds)
+    for name, seconds in zip(tasks(), np.median(figures, axis=0), strict=True):
         print(
-            f"  {name:<16} {seconds * 1e3:10.2f} ms CPU  (process time, median of {rounds} rounds of {n}x{len(NUMBERS)})"
+            f"  {name:<16} {seconds * 1e3:10.2f} ms CPU  (process time, median of {rounds} rounds of {n}x{len(NUMBERS)}, the two in turn)"
         )
-    return figures["read 4 digits"] / figures["predict 1 digit"]
+    ratios = figures[:, 0] / figures[:, 1]
+    print(f"  ratio per round (CPU time): {' '.join(f'{r:.2f}' for r in ratios)}")
+    return float(np.median(ratios))
 
 
 def measure_instructions(n: int, warmup: int) -> float:
