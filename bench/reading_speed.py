@@ -47,6 +47,7 @@ GOAL = 3.0
 WIDTH, HEIGHT, PEN = 840, 280, 18.0  # app/static/app.js: the number mode's pad and pen
 NUMBERS = ("4825", "7193", "3506", "6048")  # the cost depends on the digits: a request is each in turn
 ROOT = Path(__file__).resolve().parent.parent
+BOTH = "both in turn"  # a child that times the two kinds of request round by round
 
 
 def canvas(text: str, seed: int = 0) -> bytes:
@@ -105,11 +106,11 @@ def answers(net: Network) -> dict[str, str]:
 
 def child(name: str, count: int, rounds: int) -> None:
     """In a child process with the engines' environment: make every request of the kind `count` times
-    (under valgrind, the parent subtracts a run with fewer); or, for `rounds` after a warm-up, both kinds
-    in turn, printing each round's CPU seconds per request of each, read then predict: the two share the
-    machine's load of that moment, which drifts from minute to minute here."""
+    (under valgrind, the parent subtracts a run with fewer); or, for `name` BOTH and `rounds` after a
+    warm-up, both kinds in turn, printing each round's CPU seconds per request of each, read then
+    predict: the two share the machine's load of that moment, which drifts from minute to minute here."""
     net = network()
-    if not rounds:
+    if name != BOTH:
         run(tasks()[name], net, count)
         return
     kinds = list(tasks().values())
@@ -152,7 +153,7 @@ def _child(name: str, count: int, rounds: int = 0, valgrind: bool = False) -> su
 
 def cpu_rounds(n: int, rounds: int) -> np.ndarray:
     """(rounds, 2): per round, a child's CPU seconds per read request and per predict request, `n` a round."""
-    lines = _child("read 4 digits", n, rounds).stdout.split("\n")
+    lines = _child(BOTH, n, rounds).stdout.split("\n")
     return np.array([[float(v) for v in line.split()] for line in lines if line.strip()])
 
 
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=None, help="rounds of the 4 requests (default: 12; 3 counted)")
     parser.add_argument("--rounds", type=int, default=5, help="CPU-time rounds (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=1, help="uncounted rounds under valgrind (default: 1)")
-    parser.add_argument("--child", choices=("read 4 digits", "predict 1 digit"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=(*tasks(), BOTH), help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
