@@ -35,7 +35,7 @@ RUN groupadd --gid 10001 app \
     && useradd --uid 10001 --gid 10001 --no-log-init --no-create-home --home-dir /tmp --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv/mnist-service
-COPY models/mnist-mlp.keras models/mnist-mlp.json models/mnist-mlp.digit.keras ./models/
+COPY models/mnist-mlp.keras models/mnist-mlp.json models/mnist-mlp.digit.keras models/mnist-mlp.reading.json ./models/
 # Every setting is an environment variable (README "Configuration"). Nothing is written outside /tmp
 # (several workers' metrics), so the root filesystem can be read-only.
 ENV PATH=/opt/venv/bin:$PATH \

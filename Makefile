@@ -26,7 +26,7 @@ test: venv  ## the test suite (set MNIST_NPZ=../shared/data/mnist.npz for the fu
 browser-test: venv  ## only the headless-Chromium tests of the page and the docs (screenshots in artifacts/screenshots/)
 	$(BIN)/python -m pytest tests/api/test_browser.py
 
-train: $(VENV)/.installed-train  ## retrain models/mnist-mlp.keras (PRESET=default; TRAIN_ARGS="--data ../shared/data/mnist.npz")
+train: $(VENV)/.installed-train  ## retrain models/mnist-mlp.keras (PRESET=default; TRAIN_ARGS="--data ../shared/data/mnist.npz"), then fit /v1/read's confidence for it
 	$(BIN)/python -m training --preset $(PRESET) $(TRAIN_ARGS)
 
 evaluate: $(VENV)/.installed-train  ## evaluate models/mnist-mlp.keras on the MNIST test set

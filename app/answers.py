@@ -70,11 +70,14 @@ class Reading:
     """A number read from one image."""
 
     text: str  # the digits left to right, lines joined by "\n"
-    confidence: float  # the probability that the reading is right: its cuts' certainty x its digits' probabilities
+    # the probability that the reading is right: here its cuts' certainty x its digits' probabilities;
+    # the model's reading calibration then replaces it (app/model/reading_calibration.py)
+    confidence: float
     digits: list[ReadDigit]
     marks: list[Mark]
     notes: list[str]
     version: str
+    certainty: float = 1.0  # that its cuts are right (Layout.certainty)
 
 
 def readings(classified: Classified) -> list[Reading]:
@@ -101,5 +104,5 @@ def readings(classified: Classified) -> list[Reading]:
         lines = max(layout.lines, default=-1) + 1
         text = "\n".join("".join(str(d.digit) for d in found if d.line == n) for n in range(lines))
         confidence = layout.certainty * float(np.prod([d.confidence for d in found])) if found else 0.0
-        out.append(Reading(text, confidence, found, layout.marks, layout.notes, classified.version))
+        out.append(Reading(text, confidence, found, layout.marks, layout.notes, classified.version, layout.certainty))
     return out

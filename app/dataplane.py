@@ -84,6 +84,7 @@ class ServedModel:
     loaded_at: datetime
     metadata: dict[str, Any]
     digit_threshold: float | None  # None: the model has no digit scorer
+    reading_calibration: dict[str, Any] | None = None  # how /v1/read's confidence was fitted; None: it was not
 
 
 class Receiving:
@@ -170,11 +171,14 @@ class DataPlane:
         `index` and `filename` set. `keep_pixels`: also each digit's 28x28 image."""
         settings = self.settings
         task = ReadFiles([upload.data for upload in uploads], settings.max_pixels, settings.max_digits, keep_pixels)
+        deployment = self.current  # the model that reads them calibrates their confidence
         try:
-            return readings(await self.current.batcher.run(task))
+            found = readings(await deployment.batcher.run(task))
         except ImageError as exc:
             exc.filename = uploads[exc.index or 0].filename
             raise
+        calibration = deployment.classifier.reading_calibration
+        return found if calibration is None else calibration.calibrate(found)
 
     async def infer_pixels(self, rows: np.ndarray) -> Classified:
         """(N, 784) float32 in [0, 1], already in the model's input form -> the answers, in an engine."""
@@ -197,9 +201,10 @@ class DataPlane:
 
     def model(self) -> ServedModel:
         classifier = self.current.classifier
+        calibration = classifier.reading_calibration
         return ServedModel(
             classifier.version, classifier.sha256, self.current.loaded_at, classifier.metadata,
-            classifier.digit_threshold,
+            classifier.digit_threshold, None if calibration is None else calibration.fitted,
         )  # fmt: skip
 
     # reload ---------------------------------------------------------------------------------------

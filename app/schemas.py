@@ -99,6 +99,12 @@ class ModelInfo(BaseModel):
     metadata: dict[str, Any] = Field(
         description="the training metadata (models/mnist-mlp.json), without the per-epoch history"
     )
+    reading_calibration: dict[str, Any] | None = Field(
+        default=None,
+        description="how /v1/read's `confidence` was calibrated for this model: the fit's numbers and its "
+        "held-out ECE and AUROC before and after (models/mnist-mlp.reading.json); null when it is not "
+        "(then it is the product of the digits' probabilities and the cuts' certainty)",
+    )
 
 
 class FailedFile(BaseModel):

@@ -32,6 +32,7 @@ import numpy as np
 from app.config import Settings
 from app.dataplane import DataPlane, Upload
 from app.errors import ServiceError
+from app.model.calibration import auroc, confidence_ece, ece_floor
 from tools import handwriting, numbers
 from tools.numbers import NumberImage
 
@@ -39,6 +40,7 @@ GENERATORS = ("numbers", "handwriting")
 LENGTHS = {"1": (1, 1), "2-3": (2, 3), "4-6": (4, 6), "7-12": (7, 12), "13+": (13, 10**6)}
 GAP_KINDS = ("spaced", "tight", "touching", "overlapping")
 ECE_BINS = 15
+SURE = 0.9  # a confidence a client might accept a reading at without a look
 
 
 @dataclass
@@ -87,19 +89,10 @@ def edit_distance(a: str, b: str) -> int:
 
 
 def _numbers_chunk(args: tuple[int, list[int], tuple[int, int], str | None]) -> list[NumberImage]:
-    """The numbers `indexes` of tools.numbers' sample_numbers(seed): the body of its loop, for one index."""
+    """The numbers `indexes` of tools.numbers' sample_numbers(seed)."""
     seed, indexes, lengths, npz = args
     source = numbers.DigitSource.load(npz)
-    out = []
-    for i in indexes:
-        rng = np.random.default_rng([seed, i])
-        style, gap = (
-            numbers.STYLES[i % len(numbers.STYLES)],
-            numbers.GAPS[(i // len(numbers.STYLES)) % len(numbers.GAPS)],
-        )
-        lines = int(rng.choice([1, 2, 3], p=[0.6, 0.25, 0.15]))
-        out.append(numbers.make_number(rng, source, style=style, gap=gap, lines=lines, length=lengths))
-    return out
+    return [numbers.number_at(i, seed, source, lengths=lengths) for i in indexes]
 
 
 def _handwriting_chunk(args: tuple[int, list[int], tuple[int, int], str | None]) -> list[NumberImage]:
@@ -156,19 +149,6 @@ async def read_all(images: Sequence[NumberImage], generator: str, engines: int) 
 # ---- the figures ----
 
 
-def ece(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
-    """Expected calibration error of a probability that each reading is right, over equal-width bins."""
-    if not len(confidence):
-        return float("nan")
-    which = np.minimum((confidence * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        inside = which == b
-        if inside.any():
-            total += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
-    return float(total)
-
-
 def digit_accuracy(outcomes: Sequence[Outcome]) -> float:
     """1 - edit distance / digits, summed over the readings (a character error rate's complement)."""
     digits = sum(o.n_digits for o in outcomes)
@@ -216,7 +196,11 @@ def summary(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         else float("nan"),
         "marks_none_false": float(np.mean([not o.found_marks for o in without])) if without else float("nan"),
         "numbers_with_marks": len(with_marks),
-        "ece": ece(confidence, correct),
+        "ece": confidence_ece(confidence, correct, ECE_BINS),
+        "ece_floor": ece_floor(confidence, ECE_BINS),
+        "auroc": auroc(confidence, correct),
+        "sure": float(np.mean(confidence >= SURE)) if len(confidence) else float("nan"),
+        "sure_exact": float(correct[confidence >= SURE].mean()) if (confidence >= SURE).any() else float("nan"),
         "mean_confidence": float(confidence.mean()) if len(confidence) else float("nan"),
         "goals": {},
     }
@@ -251,6 +235,9 @@ def tables(title: str, f: dict[str, Any]) -> str:
         f"| no mark found where there is none | {_pct(f['marks_none_false'])} |",
         f"| confidence: mean / exact | {_pct(f['mean_confidence'])} / {_pct(f['exact'])} |",
         f"| confidence: ECE ({ECE_BINS} bins) | {_pct(f['ece'])} |",
+        f"| ECE a perfectly calibrated confidence would show on {f['n']} readings | {_pct(f['ece_floor'])} |",
+        f"| confidence: AUROC, right readings against wrong | {f['auroc']:.3f} |",
+        f"| readings at confidence >= {SURE:.0%}: share / exact | {_pct(f['sure'])} / {_pct(f['sure_exact'])} |",
         "",
         "| goal | measured | n | |",
         "|---|--:|--:|---|",

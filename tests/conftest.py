@@ -44,11 +44,13 @@ SEVEN = SEVEN_PNG.read_bytes()
 
 
 def copy_model(dst: Path, src: Path = MODEL) -> Path:
-    """Copy a model's files to `dst` (a .keras path): the digit scorer its metadata names, the .json and the
-    .keras, in the order a rollout copies them."""
+    """Copy a model's files to `dst` (a .keras path): the digit scorer its metadata names, its reading
+    calibration, the .json and the .keras, in the order a rollout copies them."""
     scorer = json.loads(src.with_suffix(".json").read_text()).get("digit_score", {}).get("file")
     if scorer:
         shutil.copy(src.with_name(scorer), dst.with_name(scorer))
+    if (reading := src.with_suffix(".reading.json")).exists():
+        shutil.copy(reading, dst.with_suffix(".reading.json"))
     shutil.copy(src.with_suffix(".json"), dst.with_suffix(".json"))
     shutil.copy(src, dst)
     return dst

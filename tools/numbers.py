@@ -658,13 +658,23 @@ def sample_numbers(
     """`n` numbers cycling over every style, then every gap kind (n = len(styles) * len(gaps) covers each
     pair once), mostly on one line, some on two or three; number i depends on (seed, i) only."""
     source = source or DigitSource.load(npz)
-    numbers = []
-    for i in range(n):
-        rng = np.random.default_rng([seed, i])
-        style, gap = styles[i % len(styles)], gaps[(i // len(styles)) % len(gaps)]
-        lines = int(rng.choice([1, 2, 3], p=[0.6, 0.25, 0.15]))
-        numbers.append(make_number(rng, source, style=style, gap=gap, lines=lines, length=lengths, marks=marks))
-    return numbers
+    return [number_at(i, seed, source, styles, gaps, lengths, marks) for i in range(n)]
+
+
+def number_at(
+    i: int,
+    seed: int,
+    source: DigitSource,
+    styles: Sequence[str] = STYLES,
+    gaps: Sequence[str] = GAPS,
+    lengths: tuple[int, int] = (1, 12),
+    marks: float = 0.3,
+) -> NumberImage:
+    """sample_numbers(seed)'s number i alone (so that processes can make a sample's numbers in parts)."""
+    rng = np.random.default_rng([seed, i])
+    style, gap = styles[i % len(styles)], gaps[(i // len(styles)) % len(gaps)]
+    lines = int(rng.choice([1, 2, 3], p=[0.6, 0.25, 0.15]))
+    return make_number(rng, source, style=style, gap=gap, lines=lines, length=lengths, marks=marks)
 
 
 # ---- for humans to look at ----

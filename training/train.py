@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from app.contract import INPUT_SIZE, MODEL_NAME, NUM_CLASSES, flatten_and_scale, sha256_file
+from training import reading_calibration
 from training.data import DataError, Mnist, array_sha256, load_mnist
 from training.distill import Distillation
 from training.evaluate import predict_probabilities, report_from_probabilities
@@ -70,6 +71,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--scorer-epochs", type=int, help="epochs of the digit scorer (default: its recipe's)")
     parser.add_argument(
+        "--reading-calibration",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="then fit /v1/read's confidence for the new model on N numbers of each generator "
+        "(training/reading_calibration.py; 0: not; default: %(default)s)",
+    )
+    parser.add_argument(
         "--seed", type=int, default=42, help="random seed; a run is reproducible from it (default: %(default)s)"
     )
     parser.add_argument(
@@ -91,6 +100,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.out.suffix != ".keras":
         parser.error(f"--out must end in .keras, got {args.out}")
+    if args.reading_calibration < 0:
+        parser.error("--reading-calibration must be 0 or more")
     for name in ("epochs", "batch_size", "teacher_epochs", "scorer_epochs"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -611,6 +622,9 @@ def main(argv: list[str] | None = None) -> int:
         f"temperature {metadata['calibration']['temperature']:.3f}, test ECE "
         f"{metadata['calibration']['test']['ece_before']:.2%} -> {metadata['calibration']['test']['ece_after']:.2%}"
     )
+    if args.reading_calibration:  # a new model: the old one's reading calibration no longer applies
+        data_args = ["--data", str(args.data)] if args.data else []
+        return reading_calibration.main(["--model", str(args.out), "--n", str(args.reading_calibration), *data_args])
     return 0
 
 

@@ -6,4 +6,5 @@ classifier.py   `Classifier.load(path)`: the network with its metadata, sha256 a
 gate.py         the quality gate: a model's accuracy on the built-in sample
 reload.py       hot reload: polling MNIST_MODEL_PATH, SIGHUP, the load call; the repository index
 calibration.py  expected calibration error and reliability (training and evaluation)
+reading_calibration.py  /v1/read's confidence: a logistic model of "the reading is right", beside the model
 """

@@ -1,4 +1,5 @@
-"""Calibration measures of a classifier's probabilities, pure numpy (training and evaluation import them).
+"""Calibration measures of a classifier's probabilities, and of any probability that an answer is right
+(a reading's confidence); pure numpy (training and evaluation import them).
 
 Expected calibration error (Naeini et al. 2015, Guo et al. 2017): the predictions are put into equal-width
 bins of confidence (the top probability); ECE is the share-weighted mean, over the bins, of
@@ -53,3 +54,41 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def confidence_ece(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Expected calibration error of a probability that each answer is right, over equal-width bins."""
+    confidence, correct = np.asarray(confidence, np.float64), np.asarray(correct, np.float64)
+    if not len(confidence):
+        return float("nan")
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            total += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(total)
+
+
+def ece_floor(confidence: np.ndarray, bins: int = ECE_BINS, draws: int = 200) -> float:
+    """The ECE that a perfectly calibrated `confidence` would still show on this many answers: the mean
+    over `draws` of the ECE when each answer is right with exactly its confidence. An ECE near it is as
+    calibrated as this many answers can tell."""
+    confidence = np.asarray(confidence, np.float64)
+    rng = np.random.default_rng(0)
+    return float(
+        np.mean([confidence_ece(confidence, rng.random(len(confidence)) < confidence, bins) for _ in range(draws)])
+    )
+
+
+def auroc(confidence: np.ndarray, correct: np.ndarray) -> float:
+    """The chance that a right answer has a higher confidence than a wrong one (ties count half)."""
+    confidence, correct = np.asarray(confidence, np.float64), np.asarray(correct, bool)
+    right, wrong = confidence[correct], confidence[~correct]
+    if not len(right) or not len(wrong):
+        return float("nan")
+    order = np.sort(wrong)
+    below = np.searchsorted(order, right, side="left") + 0.5 * (
+        np.searchsorted(order, right, side="right") - np.searchsorted(order, right, side="left")
+    )
+    return float(below.mean() / len(wrong))

@@ -16,6 +16,7 @@ import numpy as np
 from app.config import Settings
 from app.model.keras_file import ModelLoadError, check_model_files, load_keras_model, read_dense_layers, read_scorer
 from app.model.network import DenseLayer, Network, forward
+from app.model.reading_calibration import ReadingCalibration, load_reading_calibration
 
 PROBE_TOLERANCE = 1e-5
 
@@ -31,6 +32,7 @@ class Classifier:
         sha256: str,
         scorer: list[DenseLayer] | None = None,
         digit_threshold: float | None = None,
+        reading_calibration: ReadingCalibration | None = None,
     ) -> None:
         self.layers = layers
         # is_digit = digit_score >= the threshold: the metadata's, or MNIST_DIGIT_THRESHOLD; None without a scorer
@@ -38,6 +40,7 @@ class Classifier:
         self.metadata = metadata
         self.path = path
         self.sha256 = sha256
+        self.reading_calibration = reading_calibration  # /v1/read's confidence; None: uncalibrated
 
     @classmethod
     def load(
@@ -47,8 +50,8 @@ class Classifier:
         check_with_keras: bool = False,
         digit_threshold: float | None = None,
     ) -> Classifier:
-        """Load the .keras file, its .json metadata and the digit scorer it names; raise ModelLoadError
-        with a clear message.
+        """Load the .keras file, its .json metadata, the digit scorer it names and the reading
+        calibration beside it; raise ModelLoadError with a clear message.
 
         The weights are read from the archive itself (no TensorFlow: a fast start-up in a fraction of
         the memory). `check_with_keras` also loads the model with Keras (safe mode) and refuses to
@@ -60,7 +63,7 @@ class Classifier:
         scorer, threshold = read_scorer(path, metadata, verify_sha256)
         classifier = cls(
             read_dense_layers(path), metadata, path, sha256, scorer,
-            threshold if digit_threshold is None else digit_threshold,
+            threshold if digit_threshold is None else digit_threshold, load_reading_calibration(path, sha256),
         )  # fmt: skip
         if check_with_keras:
             classifier.check_against(load_keras_model(path))

@@ -1,14 +1,16 @@
 """Hot model reload: notice a new model at MNIST_MODEL_PATH, pass it through the gate, swap it in.
 
 Three triggers, one path (`Reloader.reload`):
-- polling every MNIST_MODEL_POLL_S seconds: the two files' size and mtime, then the sha256 when they
-  changed (0 turns polling off);
+- polling every MNIST_MODEL_POLL_S seconds: the model's, its metadata's and its reading calibration's
+  size and mtime, then the sha256 when they changed (0 turns polling off);
 - SIGHUP to the serving process;
 - POST /v2/repository/models/mnist-mlp/load (Triton's model repository extension).
 
 A candidate is served only if it loads (sha256 against its metadata, Dense layers only, the contract's
 shapes: app/model/keras_file.py) and scores high enough on the gate sample (app/model/gate.py). A refused one
-leaves the current model serving; the log and `mnist_model_reloads_total` say why.
+leaves the current model serving; the log and `mnist_model_reloads_total` say why. The same model with a
+new reading calibration (`python -m training.reading_calibration` refits it after training) keeps its
+engines: only /v1/read's confidence changes.
 
 A file caught half-written (`cp` writes in place; the training CLI renames into place, which is atomic)
 fails those checks too. When polling finds a candidate it has not seen before failing, it is taken to
@@ -34,6 +36,7 @@ from app.metrics import MODEL_RELOADS, set_model_info
 from app.model import gate
 from app.model.classifier import Classifier, load_classifier
 from app.model.keras_file import ModelLoadError
+from app.model.reading_calibration import calibration_path, load_reading_calibration
 
 log = logging.getLogger("app")
 State = Literal["READY", "LOADING", "UNAVAILABLE"]
@@ -51,10 +54,12 @@ class Served(Protocol):
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """What polling compares first: the size and mtime of the model file and of its metadata."""
+    """What polling compares first: the size and mtime of the model file, its metadata and its reading
+    calibration."""
 
     model: tuple[int, int] | None
     metadata: tuple[int, int] | None
+    reading: tuple[int, int] | None = None
 
     @classmethod
     def of(cls, path: Path) -> Fingerprint:
@@ -65,7 +70,7 @@ class Fingerprint:
                 return None
             return info.st_size, info.st_mtime_ns
 
-        return cls(stat(path), stat(path.with_suffix(".json")))
+        return cls(stat(path), stat(path.with_suffix(".json")), stat(calibration_path(path)))
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,10 @@ class Reloader:
             try:
                 sha256 = await asyncio.to_thread(self._sha256)
                 if sha256 == serving.sha256:
+                    calibration = await asyncio.to_thread(load_reading_calibration, self.path, sha256)
+                    if calibration != serving.reading_calibration:
+                        serving.reading_calibration = calibration
+                        log.info("reading calibration of model %s reloaded", serving.version)
                     self.seen, self.refused, self._pending = fingerprint, None, None
                     return serving.version
                 self.loading = sha256[:12] if sha256 else "?"

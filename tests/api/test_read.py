@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -78,11 +77,13 @@ def test_a_spaced_number_is_read_left_to_right(server: str) -> None:
     body = response.json()
     assert set(body) == READING_FIELDS
     assert body["text"] == text_of(lines) and body["marks"] == [] and body["notes"] == ["inverted dark-on-light"]
-    assert body["model_version"] == httpx.get(f"{server}/v1/model").json()["version"]
+    model = httpx.get(f"{server}/v1/model").json()
+    assert body["model_version"] == model["version"]
+    assert model["reading_calibration"]["after"]["ece"] < model["reading_calibration"]["before"]["ece"]
     digits = body["digits"]
     assert [d["digit"] for d in digits] == [int(c) for c in body["text"]]
-    # the digits' probabilities times the certainty of the cuts between them (docs/reading.md)
-    assert 0.5 < body["confidence"] <= math.prod(d["confidence"] for d in digits) * (1 + 1e-6)
+    # the committed model's reading calibration of it (app/model/reading_calibration.py): a clean number is sure
+    assert 0.5 < body["confidence"] <= 1
     for column, digit in enumerate(digits):
         assert set(digit) == DIGIT_FIELDS and digit["line"] == 0 and isinstance(digit["is_digit"], bool)
         assert len(digit["probabilities"]) == 10 and sum(digit["probabilities"]) == pytest.approx(1, abs=1e-4)
@@ -139,7 +140,9 @@ def test_the_batch_answers_one_reading_per_file(server: str) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert set(body) == {"readings", "model_version"}
-    assert body["model_version"] == httpx.get(f"{server}/v1/model").json()["version"]
+    model = httpx.get(f"{server}/v1/model").json()
+    assert body["model_version"] == model["version"]
+    assert model["reading_calibration"]["after"]["ece"] < model["reading_calibration"]["before"]["ece"]
     assert [r["text"] for r in body["readings"]] == [text_of(lines) for lines in numbers]
     for reading in body["readings"]:
         assert set(reading) == READING_FIELDS - {"model_version"}

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.reading_accuracy import Outcome, _numbers_chunk, ece, edit_distance, main, summary
+from app.model.calibration import confidence_ece as ece
+from bench.reading_accuracy import Outcome, _numbers_chunk, edit_distance, main, summary
 from bench.reading_speed import HEIGHT, WIDTH, canvas
 from tools.numbers import sample_numbers
 

@@ -69,6 +69,8 @@ def argv(data: Path, out: Path, *extra: str) -> list[str]:
     """The `smoothed` preset (augmentation, bold copies, dropout, warm-up, label smoothing; no teacher) for 2
     short epochs."""
     common = [
+        "--reading-calibration",  # its own tests: tests/model/test_reading_calibration.py
+        "0",
         "--preset",
         "smoothed",
         "--epochs",
@@ -181,6 +183,7 @@ def test_same_seed_same_model(trained: tuple[Path, dict[str, Any], str], data_fi
 
 def test_other_seed_other_model(data_file: Path, tmp_path: Path) -> None:
     quick = ["--preset", "logreg", "--epochs", "1", "--validation-size", "100", "--quiet", "--data", str(data_file)]
+    quick += ["--reading-calibration", "0"]
     with contextlib.redirect_stdout(io.StringIO()):
         for seed in ("1", "2"):
             assert train_main([*quick, "--seed", seed, "--out", str(tmp_path / f"seed{seed}.keras")]) == 0

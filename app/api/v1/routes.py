@@ -120,6 +120,7 @@ async def model_info(dataplane: DataPlaneDep, settings: SettingsDep) -> ModelInf
         },
         digit_threshold=served.digit_threshold,
         metadata=metadata,
+        reading_calibration=served.reading_calibration,
     )
 
 
