@@ -247,8 +247,8 @@ class FileReading(BaseModel):
     confidence: float = Field(
         ge=0,
         le=1,
-        description="the probability that the whole reading is right: the digits' confidences times the "
-        "certainty of the cuts between them (docs/reading.md)",
+        description="the probability that the whole reading is right, calibrated for the served model "
+        "(/v1/model's `reading_calibration`; one digit: its own `confidence`); docs/reading.md",
     )
     digits: list[ReadingDigit] = Field(description="one entry per digit of `text`, in its order")
     marks: list[ReadingMark] = Field(

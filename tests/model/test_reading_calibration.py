@@ -199,8 +199,8 @@ def test_the_committed_calibration_holds_on_numbers_it_was_not_fitted_on() -> No
     calibrated = np.where(several, 1 / (1 + np.exp(-(x @ np.asarray(calibration.weights) + calibration.bias))), product)
     assert 0.2 < right.mean() < 0.9, "a sample this easy or hard says little of the confidence"
     ece_before, ece_after = confidence_ece(product, right), confidence_ece(calibrated, right)
-    assert ece_after < ece_before - 0.03 and ece_after < 0.08, (ece_before, ece_after)
-    assert auroc(calibrated, right) > auroc(product, right) + 0.03, (auroc(product, right), auroc(calibrated, right))
+    assert ece_after < ece_before - 0.05 and ece_after < 0.07, (ece_before, ece_after)
+    assert auroc(calibrated, right) > auroc(product, right) + 0.08, (auroc(product, right), auroc(calibrated, right))
 
 
 def test_the_training_cli_fits_a_calibration_for_the_model_it_is_given(
