@@ -315,6 +315,7 @@ TRAINING_MODULES = [
     "training.negatives",
     "training.plots",
     "training.positives",
+    "training.reading_calibration",
     "training.scorer",
     "training.teacher",
     "training.train",
