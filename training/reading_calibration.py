@@ -21,6 +21,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from app.contract import sha256_file
 from app.dataplane import DataPlane, Upload
 from app.errors import ServiceError
 from app.model.calibration import auroc, confidence_ece, ece_floor
+from app.model.keras_file import ModelLoadError
 from app.model.reading_calibration import FEATURES, ReadingCalibration, calibration_path, features
 from tools import handwriting, numbers
 from tools.numbers import NumberImage
@@ -56,26 +58,39 @@ def make_numbers(job: tuple[str, int, list[int], str | None]) -> list[NumberImag
     return [handwriting.make_hand_number(np.random.default_rng([seed, i]), hands, lengths=(1, 12)) for i in indexes]
 
 
-async def read(images: list[NumberImage], settings: Settings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each number read as the service reads it: its features, whether it was read right, and the
-    confidence before calibration. Refused numbers are left out (their confidence is no reading's)."""
+class Read(NamedTuple):
+    """Numbers read as the service reads them (refused ones left out: their confidence is no reading's)."""
+
+    features: np.ndarray  # (N, len(FEATURES))
+    right: np.ndarray  # (N,) bool: the whole text is the truth
+    product: np.ndarray  # (N,) the confidence before calibration: the digits' probabilities x the cuts' certainty
+    digits: np.ndarray  # (N,) how many digits were read
+
+    def calibrated(self, calibration: ReadingCalibration) -> np.ndarray:
+        """(N,) the confidence the service gives with `calibration` (one digit keeps its product)."""
+        return np.where(self.digits >= 2, calibration.of_features(self.features), self.product)
+
+
+async def read(images: list[NumberImage], settings: Settings) -> Read:
+    """Each number read by the data plane, as a client's request is."""
     dataplane = await DataPlane.load(settings, check_with_keras=False)
     window = asyncio.Semaphore(4 * settings.engine_processes)
 
-    async def one(number: NumberImage) -> tuple[np.ndarray, bool, float] | None:
+    async def one(number: NumberImage) -> tuple[np.ndarray, bool, float, int] | None:
         async with window:
             try:
                 reading = (await dataplane.read_files([Upload(number.data, "number")]))[0]
             except ServiceError:
                 return None
         product = reading.certainty * float(np.prod([d.confidence for d in reading.digits]))
-        return features(reading), reading.text == number.text, product
+        return features(reading), reading.text == number.text, product, len(reading.digits)
 
     try:
         found = [r for r in await asyncio.gather(*(one(n) for n in images)) if r is not None]
     finally:
         await dataplane.close()
-    return np.array([f for f, _, _ in found]), np.array([r for _, r, _ in found]), np.array([p for _, _, p in found])
+    x, right, product, digits = zip(*found, strict=True)
+    return Read(np.array(x), np.array(right), np.array(product), np.array(digits))
 
 
 def fit(x: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, float]:
@@ -103,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.n < 2 * HOLD_OUT:
         parser.error(f"--n must be at least {2 * HOLD_OUT}")
+    if not args.model.is_file():
+        print(f"error: model file {args.model} does not exist", file=sys.stderr)
+        return 2
     data = args.data or (Path(os.environ["MNIST_NPZ"]) if os.environ.get("MNIST_NPZ") else None)
     logging.getLogger("app").setLevel(logging.ERROR)  # the model's present calibration, or none, is no news here
     started = time.perf_counter()
@@ -115,10 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     with ProcessPoolExecutor(args.workers) as pool:
         images = [number for chunk in pool.map(make_numbers, jobs) for number in chunk]
     settings = Settings(model_path=args.model, engine_processes=args.engines, batch_max_wait_ms=0.0)
-    x, right, before = asyncio.run(read(images, settings))
+    try:
+        found = asyncio.run(read(images, settings))
+    except ModelLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    x, right = found.features, found.right
     held = np.arange(len(x)) % HOLD_OUT == 0
-    several = np.rint(np.exp(x[:, FEATURES.index("log_digits")])) >= 2  # one digit keeps its own probability
-    fitted_on = ~held & several
+    fitted_on = ~held & (found.digits >= 2)  # one digit keeps its own probability
     if right[fitted_on].all() or not right[fitted_on].any():
         print("every reading of two digits or more was right, or none: nothing to fit a calibration on")
         return 1
@@ -134,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         "accuracy_held_out": round(float(right[held].mean()), 4),
     }
     calibration = ReadingCalibration(tuple(map(float, weights)), bias, sha256, fitted)
-    after = np.where(several[held], 1.0 / (1.0 + np.exp(-(x[held] @ weights + bias))), before[held])
-    for name, confidence in (("before", before[held]), ("after", after)):
+    for name, confidence in (("before", found.product[held]), ("after", found.calibrated(calibration)[held])):
         figures = {
             "ece": confidence_ece(confidence, right[held]),
             "ece_floor": ece_floor(confidence),

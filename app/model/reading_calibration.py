@@ -89,8 +89,12 @@ class ReadingCalibration:
         of the two (docs/reading.md), and the model is fitted on numbers of two digits or more."""
         if len(reading.digits) < 2:
             return reading.confidence
-        logit = float(features(reading) @ np.asarray(self.weights)) + self.bias
-        return float(1.0 / (1.0 + np.exp(-np.clip(logit, -40.0, 40.0))))
+        return float(self.of_features(features(reading)[np.newaxis])[0])
+
+    def of_features(self, x: np.ndarray) -> np.ndarray:
+        """(N, len(FEATURES)) features -> (N,) the logistic model's probability."""
+        logit = x @ np.asarray(self.weights) + self.bias
+        return 1.0 / (1.0 + np.exp(-np.clip(logit, -40.0, 40.0)))
 
     def calibrate(self, readings: list[Reading]) -> list[Reading]:
         """The readings with this calibration's confidence."""

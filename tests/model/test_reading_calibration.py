@@ -194,9 +194,8 @@ def test_the_committed_calibration_holds_on_numbers_it_was_not_fitted_on() -> No
         for generator in ("numbers", "handwriting")
         for number in generate(generator, 150, 77, (1, 12), os.environ["MNIST_NPZ"], 2)
     ]
-    x, right, product = asyncio.run(read(images, Settings(model_path=MODEL, engine_processes=2)))
-    several = np.rint(np.exp(x[:, FEATURES.index("log_digits")])) >= 2
-    calibrated = np.where(several, 1 / (1 + np.exp(-(x @ np.asarray(calibration.weights) + calibration.bias))), product)
+    found = asyncio.run(read(images, Settings(model_path=MODEL, engine_processes=2)))
+    right, product, calibrated = found.right, found.product, found.calibrated(calibration)
     assert 0.2 < right.mean() < 0.9, "a sample this easy or hard says little of the confidence"
     ece_before, ece_after = confidence_ece(product, right), confidence_ece(calibrated, right)
     assert ece_after < ece_before - 0.05 and ece_after < 0.07, (ece_before, ece_after)
@@ -213,4 +212,5 @@ def test_the_training_cli_fits_a_calibration_for_the_model_it_is_given(
     calibration = Classifier.load(model).reading_calibration
     assert calibration is not None and calibration.model_sha256 == Classifier.load(model).sha256
     assert calibration.fitted["numbers"] <= 50 and calibration.fitted["held_out"] >= 5
+    assert fit_main(["--model", str(tmp_path / "nope.keras"), "--n", "10", "--workers", "1"]) == 2
     assert set(calibration.fitted["after"]) == {"ece", "ece_floor", "auroc"}
