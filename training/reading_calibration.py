@@ -45,16 +45,17 @@ def make_numbers(job: tuple[str, int, list[int], str | None]) -> list[NumberImag
     """Numbers `indexes` of one generator, from MNIST's first training digits (the committed sample's
     digits, and pen-stroke digits only, without an .npz)."""
     generator, seed, indexes, npz = job
-    images = labels = None
-    if npz:
+    if npz is None:
+        source, hands = numbers.DigitSource.load(), handwriting.HandSource(None, None)
+    else:
         with np.load(npz) as data:
             images, labels = data["x_train"][:TRAINING_DIGITS], data["y_train"][:TRAINING_DIGITS].astype(np.int64)
-    if generator == "numbers":
-        source = (
-            numbers.DigitSource.load() if images is None else numbers.DigitSource(images, labels, numbers.find_fonts())
+        source, hands = (
+            numbers.DigitSource(images, labels, numbers.find_fonts()),
+            handwriting.HandSource(images, labels),
         )
+    if generator == "numbers":
         return [numbers.number_at(i, seed, source) for i in indexes]
-    hands = handwriting.HandSource(images, labels)
     return [handwriting.make_hand_number(np.random.default_rng([seed, i]), hands, lengths=(1, 12)) for i in indexes]
 
 
