@@ -285,6 +285,7 @@ def test_image_holds_the_app_and_the_model_only() -> None:
             "models/mnist-mlp.keras",
             "models/mnist-mlp.json",
             "models/mnist-mlp.digit.keras",
+            "models/mnist-mlp.reading.json",
         ]
     )
     copied = [
