@@ -2,7 +2,7 @@
 
 `mnist` mode turns a real upload (photo, scan, canvas drawing) into an MNIST-style digit in named steps:
 decode -> apply_exif_orientation -> to_gray_and_alpha -> flatten_transparency -> thumbnail
--> normalise_polarity -> fit_background -> find_digit -> cut_out -> remove_background -> keep_digit
+-> normalise_polarity -> fit_background -> find_digit -> cut_out -> remove_background -> remove_rules -> keep_digit
 -> crop_to_ink -> thin_strokes -> fit_to_box -> centre_by_mass -> flatten_and_scale.
 Up to flatten_transparency the image stays a Pillow image at its decoded size (C code, 8 bits). The
 paper's polarity and level and the digit's extent are found on a thumbnail of at most 128 px; the
@@ -21,7 +21,8 @@ form.py        MNIST's form (28x28, 20 px box, centre of mass) and images alread
 region.py      Region; the digit's region (find_digit) and its pixels (cut_out)
 background.py  the paper: polarity and its level over the image (fit_background)
 ink.py         ink from paper: histogram, Otsu's threshold, remove_background (and per block: remove_uneven_background)
-morphology.py  neighbour counts, dilation, grey erosion, padding
+morphology.py  neighbour counts, dilation, grey erosion, long straight runs, padding
+rules.py       a ruled page's lines taken out of a digit's ink (remove_rules)
 steps.py       ink -> MNIST form: keep_digit, crop_to_ink, thin_strokes, fit_to_box, centre_by_mass
 """
 
@@ -41,6 +42,7 @@ from app.preprocessing.form import SIDE, as_mnist_digit, mnist_form_png
 from app.preprocessing.gray import flatten_transparency, thumbnail, to_gray_and_alpha
 from app.preprocessing.ink import remove_background, remove_uneven_background
 from app.preprocessing.region import WORKING_SIDE, Region, cut_out, find_digit
+from app.preprocessing.rules import remove_rules
 from app.preprocessing.steps import to_mnist_form, to_uint8
 
 __all__ = [
@@ -100,7 +102,7 @@ def one_digit(page: Page, notes: list[str]) -> np.ndarray:
     else:
         region = find_digit(page.foreground(), page.scale, page.gray.size)
         work = cut_out(page.gray, region, page.inverted)
-    ink = remove_background(work, page.background.over(region))
+    ink = remove_rules(remove_background(work, page.background.over(region)), notes)
     return to_mnist_form(ink, notes, region.near)
 
 

@@ -1,5 +1,6 @@
 """Morphology on 2-d arrays, separable and in numpy alone: neighbour counts of a mask, a mask grown
-(dilate), grey erosion (erode, over window_min), and zero padding."""
+(dilate), grey erosion (erode, over window_min), long straight runs of a mask (long_runs), and zero
+padding."""
 
 from __future__ import annotations
 
@@ -53,3 +54,17 @@ def window_min(values: np.ndarray, length: int) -> np.ndarray:
         span *= 2
     rest = length - span  # two overlapping windows of `span` rows cover `length`
     return np.minimum(values[:-rest], values[rest:]) if rest else values
+
+
+def long_runs(mask: np.ndarray, length: float) -> np.ndarray:
+    """The pixels of runs of True along each row of `mask` at least `length` long."""
+    rows, width = mask.shape
+    flat = np.zeros((rows, width + 2), np.int8)
+    flat[:, 1:-1] = mask
+    edges = np.diff(flat.ravel())
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    keep = ends - starts >= length
+    marks = np.zeros(flat.size + 1, np.int32)
+    np.add.at(marks, starts[keep] + 1, 1)
+    np.add.at(marks, ends[keep] + 1, -1)
+    return np.cumsum(marks[:-1]).reshape(rows, width + 2)[:, 1:-1] > 0

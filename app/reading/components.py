@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import cc3d
 import numpy as np
 
+from app.preprocessing.morphology import long_runs
+
 INK_LEVEL = 0.4 * 255  # a pixel of ink: a faint halo would join neighbouring digits (tight gaps, blurred photos)
 STRONG_LEVEL = 0.5 * 255  # ... and of a stroke's core: what boxes and stroke widths are measured on
 RULE_THINNESS, RULE_LENGTH = 6.0, 2.5  # a component this many times longer than thick, and than others are high
@@ -102,22 +104,8 @@ def without_rules(ink: np.ndarray, height: float) -> np.ndarray | None:
     """The ink without straight runs RULE_LENGTH line heights long, across or down (a notebook's rules,
     its margin, crossing or touching the digits); None when there are none."""
     strong = ink >= INK_LEVEL
-    ruled = _long_runs(strong, RULE_LENGTH * height) | _long_runs(strong.T, RULE_LENGTH * height).T
+    ruled = long_runs(strong, RULE_LENGTH * height) | long_runs(strong.T, RULE_LENGTH * height).T
     return np.where(ruled, np.float32(0.0), ink) if ruled.any() else None
-
-
-def _long_runs(mask: np.ndarray, length: float) -> np.ndarray:
-    """The pixels of runs of True along each row of `mask` at least `length` long."""
-    rows, width = mask.shape
-    flat = np.zeros((rows, width + 2), np.int8)
-    flat[:, 1:-1] = mask
-    edges = np.diff(flat.ravel())
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    keep = ends - starts >= length
-    marks = np.zeros(flat.size + 1, np.int32)
-    np.add.at(marks, starts[keep] + 1, 1)
-    np.add.at(marks, ends[keep] + 1, -1)
-    return np.cumsum(marks[:-1]).reshape(rows, width + 2)[:, 1:-1] > 0
 
 
 def chain_lines(parts: list[Component], height: float) -> list[list[Component]]:
