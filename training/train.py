@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,6 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from app.contract import INPUT_SIZE, MODEL_NAME, NUM_CLASSES, flatten_and_scale, sha256_file
-from training import reading_calibration
 from training.data import DataError, Mnist, array_sha256, load_mnist
 from training.distill import Distillation
 from training.evaluate import predict_probabilities, report_from_probabilities
@@ -623,9 +623,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{metadata['calibration']['test']['ece_before']:.2%} -> {metadata['calibration']['test']['ece_after']:.2%}"
     )
     if args.reading_calibration:  # a new model: the old one's reading calibration no longer applies
-        data_args = ["--data", str(args.data)] if args.data else []
-        return reading_calibration.main(["--model", str(args.out), "--n", str(args.reading_calibration), *data_args])
+        return fit_reading_calibration(args.out, args.reading_calibration, args.data)
     return 0
+
+
+def fit_reading_calibration(model: Path, n: int, data: Path | None) -> int:
+    """python -m training.reading_calibration for the new model, in a process of its own: this one runs
+    TensorFlow's threads, and the calibration's process pool forks (a fork of them aborts)."""
+    command = [sys.executable, "-m", "training.reading_calibration", "--model", str(model), "--n", str(n)]
+    return subprocess.run([*command, *(["--data", str(data)] if data else [])], check=False).returncode
 
 
 if __name__ == "__main__":

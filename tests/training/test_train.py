@@ -405,6 +405,36 @@ def test_the_digit_scorer_is_saved_beside_the_model_and_served_with_it(
     assert Classifier.load(model, digit_threshold=0.9).digit_threshold == 0.9
 
 
+def test_a_run_then_fits_the_new_models_reading_calibration_in_a_process_of_its_own(
+    data_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its own process: TensorFlow's threads run in this one, and a fork of them aborts. The fitting itself
+    is tests/model/test_reading_calibration.py's."""
+    ran: list[list[str]] = []
+
+    def run(command: list[str], check: bool) -> subprocess.CompletedProcess[str]:
+        ran.append(command)
+        return subprocess.CompletedProcess(command, 3)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    out = tmp_path / "m.keras"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert train_main([*argv(data_file, out), "--epochs", "1", "--reading-calibration", "7"]) == 3
+    assert out.exists() and ran == [
+        [
+            sys.executable,
+            "-m",
+            "training.reading_calibration",
+            "--model",
+            str(out),
+            "--n",
+            "7",
+            "--data",
+            str(data_file),
+        ]
+    ]
+
+
 def test_no_scorer_writes_none_and_serves_without_one(data_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.keras"
     with contextlib.redirect_stdout(io.StringIO()):
@@ -421,6 +451,7 @@ def distilled(tmp_path_factory: pytest.TempPathFactory, data_file: Path) -> tupl
     """A tiny distilled run: a 1-epoch teacher trained and saved beside the student, then 1 student epoch."""
     out = tmp_path_factory.mktemp("distilled") / "student.keras"
     common = ["--preset", "default", "--epochs", "1", "--teacher-epochs", "1", "--validation-size", str(VALIDATION)]
+    common += ["--reading-calibration", "0"]
     with contextlib.redirect_stdout(io.StringIO()):
         assert train_main([*common, "--quiet", "--data", str(data_file), "--out", str(out)]) == 0
     return out, json.loads(out.with_suffix(".json").read_text())
@@ -448,6 +479,7 @@ def test_teacher_reuses_a_saved_teacher(
     out, _ = distilled
     teacher = out.with_name("mnist-teacher.keras")
     args = ["--preset", "default", "--epochs", "1", "--validation-size", str(VALIDATION), "--quiet"]
+    args += ["--reading-calibration", "0"]
     with contextlib.redirect_stdout(io.StringIO()):
         assert (
             train_main([*args, "--teacher", str(teacher), "--data", str(data_file), "--out", str(tmp_path / "s.keras")])
